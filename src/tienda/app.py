@@ -1,0 +1,99 @@
+"""Builds the ASGI app for a deployment: which modules, on which platform."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from tienda import __version__
+from tienda.platform import web
+from tienda.platform.clock import Clock
+from tienda.platform.modules import ModuleSpec
+from tienda.platform.observability import HttpMetrics, configure_logging
+from tienda.platform.runtime import Platform
+from tienda.settings import Settings
+from tienda.users.module import MODULE as USERS
+
+ALL_MODULES: tuple[ModuleSpec, ...] = (USERS,)
+
+API_PREFIX = "/api/v1"
+ALIAS_PREFIX = "/api"
+
+DESCRIPTION = """
+Tienda is an e-commerce backend: users and auth, catalog, carts, inventory, orders,
+payments, notifications and search.
+
+Every route answers under `/api/v1/...` and, unchanged, under the `/api/...` alias.
+Errors always come in one envelope: `{timestamp, status, error, message, path, code,
+requestId, details?}`. Authenticate with `Authorization: Bearer <accessToken>` from
+`POST /api/v1/users/login`.
+"""
+
+
+def select_modules(names: Sequence[str] | None) -> tuple[ModuleSpec, ...]:
+    if not names:
+        return ALL_MODULES
+    known = {m.name: m for m in ALL_MODULES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown module(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return tuple(known[n] for n in names)
+
+
+def build_platform(settings: Settings, *, modules: Sequence[ModuleSpec] = ALL_MODULES, clock: Clock | None = None) -> Platform:
+    return Platform.build(settings, modules, clock=clock)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    platform: Platform | None = None,
+    modules: Sequence[ModuleSpec] = ALL_MODULES,
+    migrate: bool = False,
+) -> FastAPI:
+    """The app. Given a `platform`, the caller owns it (tests); otherwise the app builds its
+    own at startup, runs the outbox relay when configured to, and closes it at shutdown."""
+    settings = settings or (platform.settings if platform else Settings())
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+    owned = platform is None
+    metrics = HttpMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            app.state.platform = build_platform(settings, modules=modules)
+        current: Platform = app.state.platform
+        if migrate:
+            await current.migrate()
+        if owned and settings.relays_in_process:
+            current.relay.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await current.close()
+
+    app = FastAPI(
+        title="Tienda",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "users", "description": "Registration, sessions, passwords, profiles and addresses."},
+            {"name": "operations", "description": "Health, readiness and metrics."},
+        ],
+    )
+    if platform is not None:
+        app.state.platform = platform
+    web.install(app, metrics=metrics, max_body_bytes=settings.max_body_bytes, access_log=settings.env != "test")
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+    for spec in modules:
+        for router in spec.routers:
+            app.include_router(router, prefix=API_PREFIX)
+            app.include_router(router, prefix=ALIAS_PREFIX, include_in_schema=False)
+    app.include_router(web.ops_router(lambda: app.state.platform.checks(), metrics))
+    return app

@@ -1,0 +1,256 @@
+"""The `tienda` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from tienda.app import ALL_MODULES, build_platform, create_app, select_modules
+from tienda.platform.auth import Role
+from tienda.platform.migrations import make_revision
+from tienda.platform.runtime import Platform
+from tienda.settings import Settings
+from tienda.users.errors import EmailTaken
+from tienda.users.wiring import build_user_service
+
+app = typer.Typer(help="Tienda: an e-commerce backend. Run `tienda dev` to start a shop on this machine.", no_args_is_help=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where SQLite files, uploads, mail and secrets live (env TIENDA_DATA_DIR). Default: ./var"),
+]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    if data_dir is not None:
+        # Exported so worker processes started from here (uvicorn --workers) see the same shop.
+        os.environ["TIENDA_DATA_DIR"] = str(data_dir)
+    for key, value in overrides.items():
+        os.environ[f"TIENDA_{key.upper()}"] = str(value)
+    return Settings()
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _create_user(platform: Platform, *, email: str, password: str, full_name: str, role: Role) -> str:
+    service = build_user_service(platform)
+    async with platform.db("users").uow() as uow:
+        user = await service.register(uow, email=email, password=password, full_name=full_name, phone=None, role=role)
+        await uow.commit()
+        return user.user_id
+
+
+async def _bootstrap_dev(settings: Settings) -> list[str]:
+    """Migrate; on first start create an admin and a demo user and remember their credentials."""
+    platform = build_platform(settings)
+    try:
+        await platform.migrate()
+        credentials = settings.data_dir / "credentials.txt"
+        if not credentials.exists():
+            lines = []
+            for email, name, role in (
+                ("admin@tienda.local", "Shop Admin", Role.ADMIN),
+                ("demo@tienda.local", "Demo Shopper", Role.USER),
+            ):
+                password = secrets.token_urlsafe(12)
+                try:
+                    await _create_user(platform, email=email, password=password, full_name=name, role=role)
+                except EmailTaken:
+                    continue
+                lines.append(f"{role.value:<5}  {email:<22} {password}")
+            credentials.write_text("\n".join(lines) + "\n")
+            credentials.chmod(0o600)
+        return credentials.read_text().splitlines()
+    finally:
+        await platform.close()
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the whole shop in one process on embedded defaults: SQLite under the data dir,
+    in-process events, in-memory cache, e-mail as files. Migrates and creates an admin and a
+    demo user on first start."""
+    import uvicorn
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    accounts = _run(_bootstrap_dev(settings))
+    base = f"http://{host}:{port}"
+    typer.echo(f"\nTienda is starting at {base}")
+    typer.echo(f"  API docs:   {base}/docs")
+    typer.echo(f"  Data dir:   {settings.data_dir}")
+    typer.echo(f"  E-mail:     {settings.mail_dir}")
+    typer.echo("  Accounts (also in credentials.txt in the data dir):")
+    for line in accounts:
+        typer.echo(f"    {line}")
+    typer.echo("")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes; default: one per core.")] = 0,
+    service: Annotated[list[str] | None, typer.Option(help="Serve only this module (repeatable): the microservice deployment.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the API in production configuration: URLs from TIENDA_* environment variables,
+    several worker processes. Run `tienda migrate` first and `tienda worker` beside it."""
+    import uvicorn
+
+    overrides: dict[str, Any] = {}
+    if service:
+        select_modules(service)
+        overrides["services"] = ",".join(service)
+    settings = _settings(data_dir, **overrides)
+    if service:
+        os.environ["TIENDA_SERVICES"] = '["' + '","'.join(service) + '"]'
+    count = workers or os.cpu_count() or 1
+    typer.echo(f"Serving {', '.join(settings.services) or 'all modules'} on http://{host}:{port} with {count} worker(s)")
+    uvicorn.run(
+        "tienda.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=count,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    service: Annotated[list[str] | None, typer.Option(help="Work only for this module (repeatable).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Relay outbox events to the broker and run the event consumers and scheduled jobs."""
+    settings = _settings(data_dir)
+    platform = build_platform(settings, modules=select_modules(service))
+
+    async def main() -> None:
+        try:
+            await platform.start_consumers()
+            typer.echo(f"Worker running for {', '.join(platform.modules)} (broker: {'RabbitMQ' if settings.broker_url else 'in-process'})")
+            await platform.relay.run_forever()
+        finally:
+            await platform.close()
+
+    try:
+        _run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def migrate(
+    service: Annotated[list[str] | None, typer.Option(help="Migrate only this module's database (repeatable).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Bring every module's database schema up to date (SQLite, PostgreSQL or MariaDB)."""
+    settings = _settings(data_dir)
+    platform = build_platform(settings, modules=select_modules(service))
+
+    async def main() -> None:
+        try:
+            await platform.migrate()
+        finally:
+            await platform.close()
+
+    _run(main())
+    typer.echo(f"Migrated: {', '.join(platform.modules)}")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's e-mail.")],
+    password: Annotated[str, typer.Option(help="At least 8 characters.", prompt=True, hide_input=True)],
+    full_name: Annotated[str, typer.Option(help="Display name.")] = "Administrator",
+    data_dir: DataDir = None,
+) -> None:
+    """Create an ADMIN user in the shop of this data dir / database."""
+    from tienda.users.schemas import RegisterRequest
+
+    try:
+        RegisterRequest(email=email, password=password)
+    except ValueError as exc:
+        typer.echo(f"Invalid input: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    settings = _settings(data_dir)
+    platform = build_platform(settings)
+
+    async def main() -> str:
+        try:
+            await platform.migrate()
+            return await _create_user(platform, email=email, password=password, full_name=full_name, role=Role.ADMIN)
+        finally:
+            await platform.close()
+
+    try:
+        user_id = _run(main())
+    except EmailTaken:
+        typer.echo(f"An account with {email} already exists.", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Admin created: {user_id} <{email.lower()}>")
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead of standard output.")] = None,
+) -> None:
+    """Print the OpenAPI document of the whole API as YAML."""
+    text = openapi_yaml()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+def openapi_yaml() -> str:
+    settings = Settings(env="test", jwt_secret="openapi-only")  # type: ignore[arg-type]
+    document = create_app(settings).openapi()
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+@app.command()
+def makemigrations(
+    module: Annotated[str, typer.Argument(help="Module whose models changed.")],
+    message: Annotated[str, typer.Argument(help="A slug for the migration, e.g. 'add coupons'.")],
+    data_dir: DataDir = None,
+) -> None:
+    """(Developers) Write a new migration for a module by comparing its models with a database
+    migrated to head."""
+    settings = _settings(data_dir)
+    platform = build_platform(settings, modules=select_modules([module]))
+
+    async def main() -> None:
+        try:
+            await platform.migrate()
+            await make_revision(platform.modules[module], platform.databases[module].url, message)
+        finally:
+            await platform.close()
+
+    _run(main())
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["ALL_MODULES", "app", "main"]

@@ -1,0 +1,190 @@
+"""Passwords (argon2id), JWT access tokens, opaque refresh tokens stored hashed, roles,
+and the FastAPI dependencies that guard routes: current user, admin, self-or-admin, service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tienda.platform.cache import Cache
+from tienda.platform.clock import Clock
+from tienda.platform.errors import Forbidden, NotFound, Unauthorized
+
+
+class Role(StrEnum):
+    USER = "USER"
+    ADMIN = "ADMIN"
+    SERVICE = "SERVICE"
+
+
+class PasswordHasher:
+    """argon2id; parameters come from settings so tests can make hashing cheap."""
+
+    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
+        self._hasher = Argon2Hasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+        # Verifying against this keeps an unknown e-mail as slow as a wrong password.
+        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash or self._dummy, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+def hash_token(token: str) -> str:
+    """Refresh tokens and one-time codes are stored as SHA-256: they are random, so no salt is needed."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def keyed_hash(key: str, value: str) -> str:
+    """For short secrets (6-digit codes) a plain hash is brute-forced in a blink; an HMAC
+    under the server key is not, without the key."""
+    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user's public id, or a service's name, with a role."""
+
+    subject: str
+    role: Role
+    token_id: str
+    expires_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    def can_act_for(self, user_id: str) -> bool:
+        return self.is_admin or self.subject == user_id
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    expires_in: int
+    token_id: str
+
+
+class TokenService:
+    def __init__(self, *, key: str, algorithm: str, issuer: str, ttl_seconds: int, clock: Clock, cache: Cache) -> None:
+        self._key = key
+        self._algorithm = algorithm
+        self._issuer = issuer
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._cache = cache
+
+    def issue(self, subject: str, role: Role, *, ttl_seconds: int | None = None) -> AccessToken:
+        ttl = ttl_seconds or self.ttl_seconds
+        now = self._clock.now()
+        jti = uuid.uuid4().hex
+        claims: dict[str, Any] = {
+            "sub": subject,
+            "role": role.value,
+            "iss": self._issuer,
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(seconds=ttl)).timestamp()),
+            "jti": jti,
+            "typ": "access",
+        }
+        return AccessToken(token=jwt.encode(claims, self._key, algorithm=self._algorithm), expires_in=ttl, token_id=jti)
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._algorithm],
+                issuer=self._issuer,
+                options={"verify_exp": False, "require": ["sub", "role", "exp", "jti"]},
+            )
+            role = Role(claims["role"])
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise Unauthorized("Invalid access token") from exc
+        expires_at = datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo)
+        if claims.get("typ") != "access" or expires_at <= self._clock.now():
+            raise Unauthorized("Access token expired")
+        if await self._cache.get(_revoked_key(claims["jti"])) is not None:
+            raise Unauthorized("Access token revoked")
+        return Principal(subject=claims["sub"], role=role, token_id=claims["jti"], expires_at=expires_at)
+
+    async def revoke(self, principal: Principal) -> None:
+        remaining = (principal.expires_at - self._clock.now()).total_seconds()
+        if remaining > 0:
+            await self._cache.set(_revoked_key(principal.token_id), b"1", ttl=remaining + 1)
+
+
+def _revoked_key(jti: str) -> str:
+    return f"auth:revoked:{jti}"
+
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/users/login.")
+
+
+async def optional_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal | None:
+    if credentials is None:
+        return None
+    tokens: TokenService = request.app.state.platform.tokens
+    return await tokens.verify(credentials.credentials)
+
+
+async def current_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("Admin role required")
+    return principal
+
+
+async def service_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if principal.role not in (Role.SERVICE, Role.ADMIN):
+        raise Forbidden("Service role required")
+    return principal
+
+
+async def self_or_admin(userId: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:  # noqa: N803 - the path parameter's name
+    """A user reaches only their own resources; anyone else's look absent (404), admins reach all."""
+    if not principal.can_act_for(userId):
+        raise NotFound("User not found")
+    return principal
+
+
+OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+Admin = Annotated[Principal, Depends(admin_principal)]
+Service = Annotated[Principal, Depends(service_principal)]
+SelfOrAdmin = Annotated[Principal, Depends(self_or_admin)]

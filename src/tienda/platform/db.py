@@ -1,0 +1,160 @@
+"""Async SQLAlchemy engines, column types that behave the same on SQLite, PostgreSQL and
+MariaDB, and the unit of work every entry point (request, client call, event, job) opens.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric, event, text
+from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from tienda.platform.events import EventSink, OutboxTables
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BigPK = BigInteger().with_variant(Integer, "sqlite")
+"""A 64-bit surrogate key that still autoincrements on SQLite."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python everywhere; stored naive-UTC where the database has no zone."""
+
+    impl = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Money = Numeric(12, 2, asdecimal=True)
+
+TYPE_ANNOTATION_MAP: dict[Any, Any] = {
+    datetime: UTCDateTime(),
+    Decimal: Money,
+    dict[str, Any]: JSON(),
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def engine_for(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        _serialise_sqlite_writers(engine)
+        return engine
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
+    """SQLite allows one writer: take the write lock at BEGIN (IMMEDIATE) so two transactions
+    never deadlock upgrading a read lock, and wait for it instead of failing at once."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One module's database: its engine, its sessions, its outbox."""
+
+    def __init__(self, module: str, url: str, *, outbox: OutboxTables, pool_size: int = 10, echo: bool = False) -> None:
+        self.module = module
+        self.url = url
+        self.outbox = outbox
+        self.engine = engine_for(url, pool_size=pool_size, echo=echo)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.sink: EventSink | None = None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class UnitOfWork:
+    """A transaction of one module. Services `flush()`; the entry point commits.
+
+    Events published here go to the module's outbox table in the same transaction, so a
+    change and its events commit together or not at all.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.committed = False
+        self._published = 0
+
+    async def __aenter__(self) -> Self:
+        self.session: AsyncSession = self.db.sessions()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if not self.committed:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def publish(self, event_type: str, payload: dict[str, Any], *, at: datetime | None = None) -> str:
+        """Write an event to the outbox in this transaction; returns its id."""
+        from tienda.platform.events import outbox_row
+
+        row = outbox_row(event_type, payload, source=self.db.module, at=at)
+        await self.session.execute(self.db.outbox.outbox.insert().values(**row))
+        self._published += 1
+        return str(row["event_id"])
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        self.committed = True
+        if self._published and self.db.sink is not None:
+            self.db.sink.wake()

@@ -1,0 +1,300 @@
+"""The transactional outbox, its relay, and idempotent consumption (DESIGN.md section 1).
+
+A module writes events to its own outbox table in the transaction that made the change
+(`UnitOfWork.publish`). A relay reads unpublished rows and hands them to a bus: the
+in-process bus calls the consumers directly (dev), the RabbitMQ bus sends them to a topic
+exchange (production). Delivery is at least once; each consumer records the event ids it
+has handled in its own database (`<module>_processed_events`), in the same transaction as
+its effect, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tienda.platform.db import BigPK, Database, UnitOfWork, UTCDateTime
+from tienda.platform.observability import get_logger
+
+log = get_logger("tienda.events")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    source: str
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "id": self.id,
+                "type": self.type,
+                "source": self.source,
+                "occurredAt": self.occurred_at.isoformat(),
+                "payload": self.payload,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Event:
+        data = json.loads(raw)
+        return cls(
+            id=data["id"],
+            type=data["type"],
+            source=data["source"],
+            occurred_at=datetime.fromisoformat(data["occurredAt"]),
+            payload=data["payload"],
+        )
+
+
+@dataclass(frozen=True)
+class OutboxTables:
+    outbox: Table
+    processed: Table
+
+
+def outbox_tables(metadata: MetaData, module: str) -> OutboxTables:
+    """The outbox and processed-events tables of one module, in that module's metadata."""
+    outbox = Table(
+        f"{module}_outbox_events",
+        metadata,
+        Column("id", BigPK, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("type", String(100), nullable=False),
+        Column("source", String(50), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("occurred_at", UTCDateTime(), nullable=False),
+        Column("published_at", UTCDateTime(), nullable=True),
+        Column("lease_until", UTCDateTime(), nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("last_error", Text, nullable=True),
+        Index(f"ix_{module}_outbox_events_unpublished", "published_at", "id"),
+    )
+    processed = Table(
+        f"{module}_processed_events",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", UTCDateTime(), nullable=False),
+    )
+    return OutboxTables(outbox=outbox, processed=processed)
+
+
+def outbox_row(event_type: str, payload: dict[str, Any], *, source: str, at: datetime | None) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": event_type,
+        "source": source,
+        "payload": payload,
+        "occurred_at": at or datetime.now(UTC),
+        "attempts": 0,
+    }
+
+
+Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A handler of some event types, run in a unit of work of the consuming module."""
+
+    name: str
+    module: str
+    event_types: tuple[str, ...]
+    handler: Handler
+
+
+@dataclass
+class Subscription:
+    consumer: Consumer
+    db: Database
+
+    async def deliver(self, event: Event) -> bool:
+        """Run the handler once per event id; returns False for a duplicate."""
+        processed = self.db.outbox.processed
+        async with self.db.uow() as uow:
+            seen = await uow.session.scalar(
+                select(processed.c.event_id).where(
+                    processed.c.consumer == self.consumer.name, processed.c.event_id == event.id
+                )
+            )
+            if seen is not None:
+                return False
+            await uow.session.execute(
+                processed.insert().values(
+                    consumer=self.consumer.name, event_id=event.id, processed_at=datetime.now(UTC)
+                )
+            )
+            await self.consumer.handler(event, uow)
+            try:
+                await uow.commit()
+            except IntegrityError:
+                return False  # a concurrent delivery of the same event won
+        return True
+
+
+class EventBus(Protocol):
+    async def publish(self, event: Event) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class EventSink(Protocol):
+    def wake(self) -> None: ...
+
+
+class InProcessBus:
+    """Delivers each event straight to its subscribed consumers (dev, one process)."""
+
+    def __init__(self, subscriptions: Iterable[Subscription] = ()) -> None:
+        self.subscriptions: dict[str, list[Subscription]] = {}
+        for sub in subscriptions:
+            self.subscribe(sub)
+
+    def subscribe(self, sub: Subscription) -> None:
+        for event_type in sub.consumer.event_types:
+            self.subscriptions.setdefault(event_type, []).append(sub)
+
+    async def publish(self, event: Event) -> None:
+        for sub in self.subscriptions.get(event.type, ()):
+            await sub.deliver(event)
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class OutboxRelay:
+    """Moves committed outbox rows of every module database to the bus.
+
+    Rows are leased in a short transaction, published outside any transaction, then marked
+    published; a relay that dies mid-way leaves a lease that expires, so another relay (or
+    the same after restart) sends the rows again. Consumers drop the duplicates.
+    """
+
+    databases: list[Database]
+    bus: EventBus
+    poll_interval: float = 0.2
+    batch_size: int = 100
+    lease: timedelta = timedelta(seconds=30)
+    retry_backoff: timedelta = timedelta(seconds=1)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        sent = 0
+        for db in self.databases:
+            sent += await self._relay(db)
+        return sent
+
+    async def drain(self, *, max_rounds: int = 100) -> int:
+        """Relay until nothing is left (tests and shutdown)."""
+        total = 0
+        for _ in range(max_rounds):
+            sent = await self.run_once()
+            total += sent
+            if sent == 0:
+                break
+        return total
+
+    async def _relay(self, db: Database) -> int:
+        table = db.outbox.outbox
+        now = datetime.now(UTC)
+        async with db.uow() as uow:
+            rows = (
+                await uow.session.execute(
+                    select(table)
+                    .where(
+                        table.c.published_at.is_(None),
+                        (table.c.lease_until.is_(None)) | (table.c.lease_until < now),
+                    )
+                    .order_by(table.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await uow.session.execute(
+                update(table).where(table.c.id.in_([r.id for r in rows])).values(lease_until=now + self.lease)
+            )
+            await uow.commit()
+
+        published: list[int] = []
+        failed: dict[int, str] = {}
+        for row in rows:
+            event = Event(
+                id=row.event_id, type=row.type, source=row.source, occurred_at=row.occurred_at, payload=row.payload
+            )
+            try:
+                await self.bus.publish(event)
+                published.append(row.id)
+            except Exception as exc:  # one bad event must not stop the others
+                log.warning("event_publish_failed", event_id=row.event_id, type=row.type, error=repr(exc))
+                failed[row.id] = repr(exc)[:1000]
+
+        async with db.uow() as uow:
+            done_at = datetime.now(UTC)
+            if published:
+                await uow.session.execute(
+                    update(table).where(table.c.id.in_(published)).values(published_at=done_at, lease_until=None)
+                )
+            for row_id, error in failed.items():
+                await uow.session.execute(
+                    update(table)
+                    .where(table.c.id == row_id)
+                    .values(
+                        attempts=table.c.attempts + 1,
+                        last_error=error,
+                        lease_until=done_at + self.retry_backoff,
+                    )
+                )
+            await uow.commit()
+        return len(published)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                sent = await self.run_once()
+            except Exception as exc:
+                log.error("relay_error", error=repr(exc))
+                sent = 0
+            if sent:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        for db in self.databases:
+            db.sink = self
+        self._task = asyncio.create_task(self.run_forever(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        for db in self.databases:
+            if db.sink is self:
+                db.sink = None
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

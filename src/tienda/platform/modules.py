@@ -1,0 +1,27 @@
+"""What a module tells the composition root about itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+from sqlalchemy import MetaData
+
+from tienda.platform.events import Consumer, OutboxTables
+
+if TYPE_CHECKING:
+    from tienda.platform.runtime import Platform
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    name: str
+    metadata: MetaData
+    outbox: OutboxTables
+    migrations: str
+    """Alembic script location as a package resource, e.g. `tienda.users:migrations`."""
+    routers: tuple[APIRouter, ...] = ()
+    consumers: Callable[[Platform], Sequence[Consumer]] | None = None
+    """Builds this module's event consumers once the platform exists."""

@@ -1,0 +1,120 @@
+"""The shared infrastructure of one running process, built once from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from tienda.platform.auth import PasswordHasher, TokenService
+from tienda.platform.cache import Cache, MemoryCache, RedisCache
+from tienda.platform.clock import Clock, SystemClock
+from tienda.platform.db import Database
+from tienda.platform.events import EventBus, InProcessBus, OutboxRelay, Subscription
+from tienda.platform.mail import FileMailer, Mailer, SmtpMailer
+from tienda.platform.migrations import upgrade
+from tienda.platform.modules import ModuleSpec
+from tienda.platform.rabbitmq import RabbitBus
+from tienda.platform.ratelimit import RateLimiter
+from tienda.platform.web import Check
+from tienda.settings import Settings
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    modules: dict[str, ModuleSpec]
+    clock: Clock
+    cache: Cache
+    limiter: RateLimiter
+    tokens: TokenService
+    passwords: PasswordHasher
+    mailer: Mailer
+    databases: dict[str, Database]
+    bus: EventBus
+    relay: OutboxRelay
+    subscriptions: list[Subscription] = field(default_factory=list)
+    redis: Redis | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, modules: Sequence[ModuleSpec], *, clock: Clock | None = None) -> Platform:
+        clock = clock or SystemClock()
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        cache: Cache = RedisCache(redis) if redis is not None else MemoryCache()
+        databases = {
+            spec.name: Database(
+                spec.name,
+                settings.database_url_for(spec.name),
+                outbox=spec.outbox,
+                pool_size=settings.db_pool_size,
+                echo=settings.db_echo,
+            )
+            for spec in modules
+        }
+        bus: EventBus = RabbitBus(settings.broker_url) if settings.broker_url else InProcessBus()
+        mailer: Mailer = (
+            SmtpMailer(settings.smtp_url, settings.mail_from)
+            if settings.smtp_url
+            else FileMailer(settings.mail_dir, settings.mail_from)
+        )
+        platform = cls(
+            settings=settings,
+            modules={spec.name: spec for spec in modules},
+            clock=clock,
+            cache=cache,
+            limiter=RateLimiter(settings.redis_url),
+            tokens=TokenService(
+                key=settings.jwt_key(),
+                algorithm=settings.jwt_algorithm,
+                issuer=settings.jwt_issuer,
+                ttl_seconds=settings.access_token_ttl_seconds,
+                clock=clock,
+                cache=cache,
+            ),
+            passwords=PasswordHasher(
+                time_cost=settings.password_hash_time_cost,
+                memory_kib=settings.password_hash_memory_kib,
+                parallelism=settings.password_hash_parallelism,
+            ),
+            mailer=mailer,
+            databases=databases,
+            bus=bus,
+            relay=OutboxRelay(list(databases.values()), bus, poll_interval=settings.relay_poll_interval),
+            redis=redis,
+        )
+        for spec in modules:
+            for consumer in spec.consumers(platform) if spec.consumers else ():
+                sub = Subscription(consumer=consumer, db=databases[consumer.module])
+                platform.subscriptions.append(sub)
+                if isinstance(bus, InProcessBus):
+                    bus.subscribe(sub)
+        return platform
+
+    def db(self, module: str) -> Database:
+        return self.databases[module]
+
+    async def migrate(self) -> None:
+        if any(db.dialect == "sqlite" for db in self.databases.values()):
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for name, spec in self.modules.items():
+            await upgrade(spec, self.databases[name].url)
+
+    def checks(self) -> dict[str, Check]:
+        checks: dict[str, Check] = {f"database:{name}": db.ping for name, db in self.databases.items()}
+        if self.redis is not None:
+            checks["redis"] = self.cache.ping
+        if isinstance(self.bus, RabbitBus):
+            checks["broker"] = self.bus.ping
+        return checks
+
+    async def start_consumers(self) -> None:
+        if isinstance(self.bus, RabbitBus):
+            await self.bus.consume(self.subscriptions)
+
+    async def close(self) -> None:
+        await self.relay.stop()
+        await self.bus.close()
+        await self.cache.close()
+        for db in self.databases.values():
+            await db.dispose()

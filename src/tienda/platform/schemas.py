@@ -1,0 +1,24 @@
+"""The base of every DTO: camelCase on the wire, snake_case in Python, unknown fields refused."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        from_attributes=True,
+        str_strip_whitespace=True,
+        extra="forbid",
+    )
+
+
+class ReadSchema(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Message(Schema):
+    message: str

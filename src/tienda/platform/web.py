@@ -1,0 +1,261 @@
+"""HTTP plumbing shared by every deployment: request ids, access logs, metrics, body limits,
+the error envelope for every non-2xx answer, and the health, readiness and metrics routes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tienda.platform.errors import AppError, ErrorDetail, PayloadTooLarge, envelope
+from tienda.platform.observability import HttpMetrics, get_logger
+
+log = get_logger("tienda.http")
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _SAFE_REQUEST_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class RequestContextMiddleware:
+    """Outermost layer: request id (echoed in `X-Request-ID`), access log, metrics, and the
+    500 envelope for anything unhandled (logged with its traceback, never sent)."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics, *, access_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        began = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            status = 500
+            if not started:
+                body = envelope(
+                    status=500,
+                    message="Internal server error",
+                    path=scope["path"],
+                    code="INTERNAL_ERROR",
+                    request_id=request_id,
+                )
+                await _json_response(500, body)(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - began
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            self.metrics.observe(scope["method"], template, status, elapsed)
+            if self.access_log:
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    route=template,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over the limit with 413 before reading them whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                body = envelope(
+                    status=413,
+                    message=f"Request body exceeds {self.max_bytes} bytes",
+                    path=scope["path"],
+                    code="PAYLOAD_TOO_LARGE",
+                    request_id=scope.get("state", {}).get("request_id"),
+                )
+                await _json_response(413, body)(scope, receive, send)
+                return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(f"Request body exceeds {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _rid(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    body = envelope(
+        status=exc.status,
+        message=exc.message,
+        path=request.url.path,
+        code=exc.code,
+        request_id=_rid(request),
+        details=exc.details,
+    )
+    return _json_response(exc.status, body, exc.headers)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        body = envelope(
+            status=400,
+            message="Malformed JSON body",
+            path=request.url.path,
+            code="MALFORMED_JSON",
+            request_id=_rid(request),
+            details=[ErrorDetail(field="body", message=str(err.get("msg")), type="json_invalid") for err in errors],
+        )
+        return _json_response(400, body)
+    details = [
+        ErrorDetail(field=_field(err.get("loc", ())), message=str(err.get("msg")), type=str(err.get("type")))
+        for err in errors
+    ]
+    body = envelope(
+        status=400,
+        message="Validation failed",
+        path=request.url.path,
+        code="VALIDATION_FAILED",
+        request_id=_rid(request),
+        details=details,
+    )
+    return _json_response(400, body)
+
+
+_HTTP_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = f"No route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    body = envelope(
+        status=exc.status_code,
+        message=message,
+        path=request.url.path,
+        code=_HTTP_CODES.get(exc.status_code, "HTTP_ERROR"),
+        request_id=_rid(request),
+    )
+    return _json_response(exc.status_code, body, dict(exc.headers or {}))
+
+
+def install(app: FastAPI, *, metrics: HttpMetrics, max_body_bytes: int, access_log: bool = True) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=access_log)
+
+
+Check = Callable[[], Awaitable[None]]
+
+
+def ops_router(checks: Callable[[], dict[str, Check]], metrics: HttpMetrics) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: every configured database, the cache/rate-limit store and the broker answer",
+        responses={503: {"description": "A dependency is unreachable; `details` names it."}},
+    )
+    async def readyz(request: Request) -> Response:
+        results: dict[str, str] = {}
+        for name, check in checks().items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"unreachable: {type(exc).__name__}"
+        if all(v == "ok" for v in results.values()):
+            return _json_response(200, {"status": "ok", "checks": results})
+        body = envelope(
+            status=503,
+            message="Not ready",
+            path=request.url.path,
+            code="NOT_READY",
+            request_id=_rid(request),
+            details=[ErrorDetail(field=k, message=v) for k, v in results.items() if v != "ok"],
+        )
+        return _json_response(503, body)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()

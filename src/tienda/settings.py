@@ -1,0 +1,118 @@
+"""Every knob of the shop, read from `TIENDA_*` environment variables.
+
+No module reads `os.environ`; they get a `Settings` object. Defaults are the embedded
+development setup: SQLite files under the data dir, in-process events, in-memory cache
+and rate limits, e-mail written to files.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MODULES = ("users",)
+"""The modules that own a database. Grows as modules land."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIENDA_", extra="ignore")
+
+    env: Literal["dev", "production", "test"] = "dev"
+    services: list[str] = Field(default=[], description="Modules this process serves; empty: all.")
+    data_dir: Path = Path("var")
+
+    # Databases: one shared URL, overridable per module (database per service).
+    database_url: str | None = Field(
+        default=None,
+        description="Shared SQLAlchemy async URL; default: a SQLite file per module under the data dir.",
+    )
+    users_database_url: str | None = None
+    db_pool_size: int = 10
+    db_echo: bool = False
+
+    # Infrastructure that is embedded when unset.
+    redis_url: str | None = Field(default=None, description="redis://...; unset: in-memory cache and rate limits.")
+    broker_url: str | None = Field(default=None, description="amqp://...; unset: in-process event bus.")
+    relay_in_process: bool | None = Field(
+        default=None,
+        description="Relay outbox events inside the API process. Default: yes without a broker, no with one (the worker relays).",
+    )
+    relay_poll_interval: float = 0.2
+
+    # Auth.
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "tienda"
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+    password_hash_parallelism: int = 4
+    service_token: SecretStr | None = None
+
+    # Throttling.
+    login_account_limit: str = "5/15minutes"
+    login_ip_limit: str = "100/15minutes"
+    forgot_password_limit: str = "5/15minutes"
+    otp_ttl_seconds: int = 600
+    otp_max_attempts: int = 5
+
+    # HTTP.
+    max_body_bytes: int = 1024 * 1024
+    cors_origins: list[str] = []
+    log_json: bool | None = None
+    log_level: str = "INFO"
+
+    # Mail: files under the data dir unless an SMTP URL is given.
+    smtp_url: str | None = Field(default=None, description="smtp://user:pass@host:port; unset: .eml files in <data_dir>/mail.")
+    mail_from: str = "Tienda <no-reply@tienda.local>"
+
+    default_currency: str = "INR"
+    default_tax_rate: Decimal = Decimal("0.18")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    def database_url_for(self, module: str) -> str:
+        own = getattr(self, f"{module}_database_url", None)
+        if own:
+            return str(own)
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / f'{module}.db'}"
+
+    @property
+    def relays_in_process(self) -> bool:
+        if self.relay_in_process is not None:
+            return self.relay_in_process
+        return self.broker_url is None
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.env == "production"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    def jwt_key(self) -> str:
+        """The signing key; in dev, generated once and kept in the data dir."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        if self.env == "production":
+            raise RuntimeError("TIENDA_JWT_SECRET must be set in production")
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        key = path.read_text().strip()
+        self.jwt_secret = SecretStr(key)
+        return key

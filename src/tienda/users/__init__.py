@@ -1,0 +1,1 @@
+"""Users: registration, login with rotating refresh tokens, password reset, profiles, addresses."""

@@ -1,0 +1,16 @@
+"""The users module as the composition root sees it."""
+
+from __future__ import annotations
+
+from tienda.platform.modules import ModuleSpec
+from tienda.users import api, events
+from tienda.users.models import OUTBOX, Base
+
+MODULE = ModuleSpec(
+    name="users",
+    metadata=Base.metadata,
+    outbox=OUTBOX,
+    migrations="tienda.users:migrations",
+    routers=(api.router,),
+    consumers=lambda platform: events.consumers(platform.mailer),
+)

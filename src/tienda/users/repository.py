@@ -1,0 +1,105 @@
+"""Every query of the users module."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tienda.users.models import Address, PasswordResetCode, RefreshToken, User
+
+
+async def user_by_public_id(session: AsyncSession, user_id: str, *, for_update: bool = False) -> User | None:
+    query = select(User).where(User.user_id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email))
+
+
+async def user_by_pk(session: AsyncSession, pk: int) -> User | None:
+    return await session.get(User, pk)
+
+
+async def list_users(session: AsyncSession, *, email: str | None, offset: int, limit: int) -> tuple[list[User], int]:
+    query = select(User)
+    if email:
+        query = query.where(User.email.contains(email.lower(), autoescape=True))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(query.order_by(User.id).offset(offset).limit(limit))
+    return list(rows), total
+
+
+async def addresses_of(session: AsyncSession, user_pk: int, *, offset: int = 0, limit: int = 100) -> tuple[list[Address], int]:
+    base = select(Address).where(Address.user_id == user_pk)
+    total = await session.scalar(select(func.count()).where(Address.user_id == user_pk)) or 0
+    rows = await session.scalars(base.order_by(Address.created_at, Address.id).offset(offset).limit(limit))
+    return list(rows), total
+
+
+async def address_of(session: AsyncSession, user_pk: int, address_id: str) -> Address | None:
+    return await session.scalar(select(Address).where(Address.user_id == user_pk, Address.address_id == address_id))
+
+
+async def clear_default_address(session: AsyncSession, user_pk: int, *, except_pk: int | None = None) -> None:
+    query = update(Address).where(Address.user_id == user_pk, Address.is_default.is_(True))
+    if except_pk is not None:
+        query = query.where(Address.id != except_pk)
+    await session.execute(query.values(is_default=False))
+
+
+async def newest_address(session: AsyncSession, user_pk: int) -> Address | None:
+    return await session.scalar(
+        select(Address).where(Address.user_id == user_pk).order_by(Address.created_at.desc(), Address.id.desc()).limit(1)
+    )
+
+
+async def refresh_token_by_hash(session: AsyncSession, token_hash: str) -> RefreshToken | None:
+    return await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+
+
+async def mark_refresh_token_used(session: AsyncSession, token_pk: int, at: datetime) -> bool:
+    """Guarded update: of two concurrent uses of one token exactly one wins."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_pk, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
+        .values(used_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_refresh_tokens(
+    session: AsyncSession, *, at: datetime, family_id: str | None = None, user_pk: int | None = None
+) -> None:
+    query = update(RefreshToken).where(RefreshToken.revoked_at.is_(None))
+    if family_id is not None:
+        query = query.where(RefreshToken.family_id == family_id)
+    if user_pk is not None:
+        query = query.where(RefreshToken.user_id == user_pk)
+    await session.execute(query.values(revoked_at=at))
+
+
+async def live_reset_code(session: AsyncSession, user_pk: int, now: datetime) -> PasswordResetCode | None:
+    return await session.scalar(
+        select(PasswordResetCode)
+        .where(
+            PasswordResetCode.user_id == user_pk,
+            PasswordResetCode.used_at.is_(None),
+            PasswordResetCode.expires_at > now,
+        )
+        .order_by(PasswordResetCode.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+
+
+async def retire_reset_codes(session: AsyncSession, user_pk: int, at: datetime) -> None:
+    await session.execute(
+        update(PasswordResetCode)
+        .where(PasswordResetCode.user_id == user_pk, PasswordResetCode.used_at.is_(None))
+        .values(used_at=at)
+    )
