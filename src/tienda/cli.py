@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import sys
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from pydantic import SecretStr
 
 from tienda.app import ALL_MODULES, build_platform, create_app, select_modules
 from tienda.platform.auth import Role
@@ -20,11 +22,15 @@ from tienda.settings import Settings
 from tienda.users.errors import EmailTaken
 from tienda.users.wiring import build_user_service
 
-app = typer.Typer(help="Tienda: an e-commerce backend. Run `tienda dev` to start a shop on this machine.", no_args_is_help=True)
+app = typer.Typer(
+    help="Tienda: an e-commerce backend. Run `tienda dev` to start a shop on this machine.", no_args_is_help=True
+)
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where SQLite files, uploads, mail and secrets live (env TIENDA_DATA_DIR). Default: ./var"),
+    typer.Option(
+        "--data-dir", help="Where SQLite files, uploads, mail and secrets live (env TIENDA_DATA_DIR). Default: ./var"
+    ),
 ]
 
 
@@ -105,7 +111,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes; default: one per core.")] = 0,
-    service: Annotated[list[str] | None, typer.Option(help="Serve only this module (repeatable): the microservice deployment.")] = None,
+    service: Annotated[
+        list[str] | None, typer.Option(help="Serve only this module (repeatable): the microservice deployment.")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Run the API in production configuration: URLs from TIENDA_* environment variables,
@@ -120,7 +128,9 @@ def serve(
     if service:
         os.environ["TIENDA_SERVICES"] = '["' + '","'.join(service) + '"]'
     count = workers or os.cpu_count() or 1
-    typer.echo(f"Serving {', '.join(settings.services) or 'all modules'} on http://{host}:{port} with {count} worker(s)")
+    typer.echo(
+        f"Serving {', '.join(settings.services) or 'all modules'} on http://{host}:{port} with {count} worker(s)"
+    )
     uvicorn.run(
         "tienda.asgi:create",
         factory=True,
@@ -147,15 +157,14 @@ def worker(
     async def main() -> None:
         try:
             await platform.start_consumers()
-            typer.echo(f"Worker running for {', '.join(platform.modules)} (broker: {'RabbitMQ' if settings.broker_url else 'in-process'})")
+            broker = "RabbitMQ" if settings.broker_url else "in-process"
+            typer.echo(f"Worker running for {', '.join(platform.modules)} (broker: {broker})")
             await platform.relay.run_forever()
         finally:
             await platform.close()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _run(main())
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
@@ -223,7 +232,7 @@ def openapi(
 
 
 def openapi_yaml() -> str:
-    settings = Settings(env="test", jwt_secret="openapi-only")  # type: ignore[arg-type]
+    settings = Settings(env="test", jwt_secret=SecretStr("openapi-only"))
     document = create_app(settings).openapi()
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
 

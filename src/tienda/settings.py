@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(default=None, description="amqp://...; unset: in-process event bus.")
     relay_in_process: bool | None = Field(
         default=None,
-        description="Relay outbox events inside the API process. Default: yes without a broker, no with one (the worker relays).",
+        description="Relay outbox events inside the API process. "
+        "Default: yes without a broker, no with one (the worker relays).",
     )
     relay_poll_interval: float = 0.2
 
@@ -69,7 +70,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # Mail: files under the data dir unless an SMTP URL is given.
-    smtp_url: str | None = Field(default=None, description="smtp://user:pass@host:port; unset: .eml files in <data_dir>/mail.")
+    smtp_url: str | None = Field(
+        default=None, description="smtp://user:pass@host:port; unset: .eml files in <data_dir>/mail."
+    )
     mail_from: str = "Tienda <no-reply@tienda.local>"
 
     default_currency: str = "INR"

@@ -35,9 +35,7 @@ class PasswordHasher:
     """argon2id; parameters come from settings so tests can make hashing cheap."""
 
     def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
-        self._hasher = Argon2Hasher(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
-        )
+        self._hasher = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID)
         # Verifying against this keeps an unknown e-mail as slow as a wrong password.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
@@ -176,7 +174,7 @@ async def service_principal(principal: Annotated[Principal, Depends(current_prin
     return principal
 
 
-async def self_or_admin(userId: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:  # noqa: N803 - the path parameter's name
+async def self_or_admin(userId: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """A user reaches only their own resources; anyone else's look absent (404), admins reach all."""
     if not principal.can_act_for(userId):
         raise NotFound("User not found")

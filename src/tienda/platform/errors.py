@@ -139,7 +139,4 @@ def envelope(
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting the envelope for each status."""
-    return {
-        status: {"model": ErrorEnvelope, "description": HTTPStatus(status).phrase}
-        for status in statuses
-    }
+    return {status: {"model": ErrorEnvelope, "description": HTTPStatus(status).phrase} for status in statuses}

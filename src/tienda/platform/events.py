@@ -11,6 +11,7 @@ its effect, so a redelivered event changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -277,10 +278,8 @@ class OutboxRelay:
             if sent:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-            except TimeoutError:
-                pass
 
     def start(self) -> None:
         for db in self.databases:
@@ -293,8 +292,6 @@ class OutboxRelay:
                 db.sink = None
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None

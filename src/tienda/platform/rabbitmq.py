@@ -21,7 +21,6 @@ from tienda.platform.observability import get_logger
 log = get_logger("tienda.rabbitmq")
 
 
-
 class RabbitBus:
     def __init__(self, url: str, *, prefix: str = "tienda", max_attempts: int = 8, prefetch: int = 32) -> None:
         self.url = url
@@ -62,7 +61,8 @@ class RabbitBus:
     async def consume(self, subscriptions: Iterable[Subscription]) -> None:
         """Start consuming for each subscription; returns once the consumers are attached."""
         await self._ensure()
-        assert self._channel is not None and self._exchange is not None
+        assert self._channel is not None
+        assert self._exchange is not None
         for sub in subscriptions:
             queue = await self._channel.declare_queue(f"{self.prefix}.{sub.consumer.name}", durable=True)
             for event_type in sub.consumer.event_types:
@@ -81,8 +81,10 @@ class RabbitBus:
             try:
                 await sub.deliver(event)
             except Exception as exc:
-                attempts = int((message.headers or {}).get("x-attempts", 0)) + 1  # type: ignore[call-overload]
-                log.warning("consumer_failed", consumer=sub.consumer.name, event_id=event.id, attempts=attempts, error=repr(exc))
+                attempts = int(str((message.headers or {}).get("x-attempts", 0))) + 1
+                log.warning(
+                    "consumer_failed", consumer=sub.consumer.name, event_id=event.id, attempts=attempts, error=repr(exc)
+                )
                 if attempts >= self.max_attempts:
                     await self._park(message, queue_name, repr(exc))
                 else:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tienda.platform.errors import AppError, ErrorDetail, PayloadTooLarge, envelope
+from tienda.platform.errors import AppError, ErrorDetail, envelope
 from tienda.platform.observability import HttpMetrics, get_logger
 
 log = get_logger("tienda.http")
@@ -31,11 +31,20 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _SAFE_REQUEST_ID.match(candidate):
                 return candidate
             break
     return uuid.uuid4().hex
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's full path template (e.g. /api/v1/users/{userId}), so metrics have
+    one series per route rather than per URL."""
+    # FastAPI includes routers lazily: the full path lives on its effective route context.
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    return str(path) if path else "<unmatched>"
 
 
 def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -86,8 +95,7 @@ class RequestContextMiddleware:
                 await _json_response(500, body)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - began
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = _route_template(scope)
             self.metrics.observe(scope["method"], template, status, elapsed)
             if self.access_log:
                 log.info(
@@ -131,7 +139,9 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(f"Request body exceeds {self.max_bytes} bytes")
+                    # An HTTPException, because the framework turns anything else raised
+                    # while reading the body into a 400.
+                    raise StarletteHTTPException(413, f"Request body exceeds {self.max_bytes} bytes")
             return message
 
         await self.app(scope, counting_receive, send)
@@ -186,7 +196,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return _json_response(400, body)
 
 
-_HTTP_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+_HTTP_CODES = {
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+}
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

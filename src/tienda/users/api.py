@@ -12,6 +12,7 @@ from tienda.platform.db import UnitOfWork
 from tienda.platform.errors import AppError, Unauthorized, error_responses
 from tienda.platform.pagination import Page, PageQuery
 from tienda.platform.runtime import Platform
+from tienda.platform.schemas import Message
 from tienda.users.errors import RecordedError
 from tienda.users.schemas import (
     AddressCreate,
@@ -30,7 +31,6 @@ from tienda.users.schemas import (
 )
 from tienda.users.service import IssuedTokens, UserService
 from tienda.users.wiring import build_user_service
-from tienda.platform.schemas import Message
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -79,7 +79,9 @@ async def _commit_recorded(uow: UnitOfWork, exc: AppError) -> None:
     responses=error_responses(400, 409),
 )
 async def register(body: RegisterRequest, service: Service, uow: Uow) -> RegisterResponse:
-    user = await service.register(uow, email=body.email, password=body.password, full_name=body.full_name, phone=body.phone)
+    user = await service.register(
+        uow, email=body.email, password=body.password, full_name=body.full_name, phone=body.phone
+    )
     await uow.commit()
     return RegisterResponse(user_id=user.user_id, message="User registered")
 
@@ -160,10 +162,15 @@ async def reset_password(body: ResetPasswordRequest, principal: OptionalUser, se
             if principal is None:
                 raise Unauthorized("Sign in to change a password with userId and oldPassword")
             await service.change_password(
-                uow, actor=principal, user_id=body.user_id, old_password=body.old_password, new_password=body.new_password
+                uow,
+                actor=principal,
+                user_id=body.user_id,
+                old_password=body.old_password,
+                new_password=body.new_password,
             )
         else:
-            assert body.email is not None and body.otp is not None
+            assert body.email is not None
+            assert body.otp is not None
             await service.reset_with_code(uow, email=body.email, code=body.otp, new_password=body.new_password)
     except AppError as exc:
         await _commit_recorded(uow, exc)
@@ -190,7 +197,7 @@ async def list_users(
     page: PageQuery,
     email: Annotated[str | None, Query(max_length=255, description="Part of the e-mail.")] = None,
 ) -> Page[UserRead]:
-    users, total = await service.list(uow, email=email, offset=page.offset, limit=page.size)
+    users, total = await service.list_users(uow, email=email, offset=page.offset, limit=page.size)
     return Page(items=[UserRead.model_validate(u) for u in users], page=page.page, size=page.size, total=total)
 
 
@@ -201,7 +208,7 @@ async def list_users(
     response_model=UserRead,
     responses=error_responses(401, 404),
 )
-async def get_user(userId: str, _principal: SelfOrAdmin, service: Service, uow: Uow) -> UserRead:  # noqa: N803
+async def get_user(userId: str, _principal: SelfOrAdmin, service: Service, uow: Uow) -> UserRead:
     return UserRead.model_validate(await service.get(uow, user_id=userId))
 
 
@@ -212,8 +219,10 @@ async def get_user(userId: str, _principal: SelfOrAdmin, service: Service, uow: 
     response_model=UserRead,
     responses=error_responses(400, 401, 403, 404),
 )
-async def update_user(userId: str, body: UserUpdate, principal: SelfOrAdmin, service: Service, uow: Uow) -> UserRead:  # noqa: N803
-    user = await service.update_profile(uow, actor=principal, user_id=userId, changes=body.model_dump(exclude_unset=True))
+async def update_user(userId: str, body: UserUpdate, principal: SelfOrAdmin, service: Service, uow: Uow) -> UserRead:
+    user = await service.update_profile(
+        uow, actor=principal, user_id=userId, changes=body.model_dump(exclude_unset=True)
+    )
     await uow.commit()
     return UserRead.model_validate(user)
 
@@ -224,7 +233,9 @@ async def update_user(userId: str, body: UserUpdate, principal: SelfOrAdmin, ser
     response_model=Page[AddressRead],
     responses=error_responses(400, 401, 404),
 )
-async def list_addresses(userId: str, _p: SelfOrAdmin, service: Service, uow: Uow, page: PageQuery) -> Page[AddressRead]:  # noqa: N803
+async def list_addresses(
+    userId: str, _p: SelfOrAdmin, service: Service, uow: Uow, page: PageQuery
+) -> Page[AddressRead]:
     rows, total = await service.addresses(uow, user_id=userId, offset=page.offset, limit=page.size)
     return Page(items=[AddressRead.model_validate(a) for a in rows], page=page.page, size=page.size, total=total)
 
@@ -237,7 +248,7 @@ async def list_addresses(userId: str, _p: SelfOrAdmin, service: Service, uow: Uo
     response_model=AddressRead,
     responses=error_responses(400, 401, 404, 409),
 )
-async def add_address(userId: str, body: AddressCreate, _p: SelfOrAdmin, service: Service, uow: Uow) -> AddressRead:  # noqa: N803
+async def add_address(userId: str, body: AddressCreate, _p: SelfOrAdmin, service: Service, uow: Uow) -> AddressRead:
     address = await service.add_address(uow, user_id=userId, fields=body.model_dump())
     await uow.commit()
     return AddressRead.model_validate(address)
@@ -251,9 +262,16 @@ async def add_address(userId: str, body: AddressCreate, _p: SelfOrAdmin, service
     responses=error_responses(400, 401, 404, 409),
 )
 async def update_address(
-    userId: str, addressId: str, body: AddressUpdate, _p: SelfOrAdmin, service: Service, uow: Uow  # noqa: N803
+    userId: str,
+    addressId: str,
+    body: AddressUpdate,
+    _p: SelfOrAdmin,
+    service: Service,
+    uow: Uow,
 ) -> AddressRead:
-    address = await service.update_address(uow, user_id=userId, address_id=addressId, changes=body.model_dump(exclude_unset=True))
+    address = await service.update_address(
+        uow, user_id=userId, address_id=addressId, changes=body.model_dump(exclude_unset=True)
+    )
     await uow.commit()
     return AddressRead.model_validate(address)
 
@@ -265,7 +283,7 @@ async def update_address(
     description="Deleting the default makes the newest remaining address the default.",
     responses=error_responses(401, 404),
 )
-async def delete_address(userId: str, addressId: str, _p: SelfOrAdmin, service: Service, uow: Uow) -> Response:  # noqa: N803
+async def delete_address(userId: str, addressId: str, _p: SelfOrAdmin, service: Service, uow: Uow) -> Response:
     await service.delete_address(uow, user_id=userId, address_id=addressId)
     await uow.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -24,7 +24,9 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(64), unique=True)
-    email: Mapped[str] = mapped_column(String(255), unique=True, comment="Stored lower-cased: unique case-insensitively.")
+    email: Mapped[str] = mapped_column(
+        String(255), unique=True, comment="Stored lower-cased: unique case-insensitively."
+    )
     phone: Mapped[str | None] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str | None] = mapped_column(String(255))

@@ -34,7 +34,9 @@ async def list_users(session: AsyncSession, *, email: str | None, offset: int, l
     return list(rows), total
 
 
-async def addresses_of(session: AsyncSession, user_pk: int, *, offset: int = 0, limit: int = 100) -> tuple[list[Address], int]:
+async def addresses_of(
+    session: AsyncSession, user_pk: int, *, offset: int = 0, limit: int = 100
+) -> tuple[list[Address], int]:
     base = select(Address).where(Address.user_id == user_pk)
     total = await session.scalar(select(func.count()).where(Address.user_id == user_pk)) or 0
     rows = await session.scalars(base.order_by(Address.created_at, Address.id).offset(offset).limit(limit))
@@ -54,7 +56,10 @@ async def clear_default_address(session: AsyncSession, user_pk: int, *, except_p
 
 async def newest_address(session: AsyncSession, user_pk: int) -> Address | None:
     return await session.scalar(
-        select(Address).where(Address.user_id == user_pk).order_by(Address.created_at.desc(), Address.id.desc()).limit(1)
+        select(Address)
+        .where(Address.user_id == user_pk)
+        .order_by(Address.created_at.desc(), Address.id.desc())
+        .limit(1)
     )
 
 

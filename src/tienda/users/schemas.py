@@ -29,7 +29,10 @@ Phone = Annotated[
     str,
     StringConstraints(min_length=3, max_length=32),
     AfterValidator(_phone),
-    Field(description="Any common notation; national numbers are read as Indian. Stored as E.164.", examples=["9876543210"]),
+    Field(
+        description="Any common notation; national numbers are read as Indian. Stored as E.164.",
+        examples=["9876543210"],
+    ),
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128, strip_whitespace=False)]
 Email = Annotated[EmailStr, StringConstraints(max_length=255)]

@@ -11,7 +11,15 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from tienda.platform.auth import PasswordHasher, Principal, Role, TokenService, hash_token, keyed_hash, new_refresh_token
+from tienda.platform.auth import (
+    PasswordHasher,
+    Principal,
+    Role,
+    TokenService,
+    hash_token,
+    keyed_hash,
+    new_refresh_token,
+)
 from tienda.platform.clock import Clock
 from tienda.platform.db import UnitOfWork
 from tienda.platform.errors import Forbidden
@@ -112,7 +120,9 @@ class UserService:
             raise UserNotFound()
         return user
 
-    async def list(self, uow: UnitOfWork, *, email: str | None, offset: int, limit: int) -> tuple[list[User], int]:
+    async def list_users(
+        self, uow: UnitOfWork, *, email: str | None, offset: int, limit: int
+    ) -> tuple[list[User], int]:
         return await repository.list_users(uow.session, email=email, offset=offset, limit=limit)
 
     async def update_profile(self, uow: UnitOfWork, *, actor: Principal, user_id: str, changes: dict[str, Any]) -> User:
@@ -133,8 +143,12 @@ class UserService:
 
     async def login(self, uow: UnitOfWork, *, email: str, password: str, client_ip: str) -> IssuedTokens:
         email = normalise_email(email)
-        await self.limiter.check(self.limits.login_account, "login-account", email, message="Too many failed logins for this account")
-        await self.limiter.check(self.limits.login_ip, "login-ip", client_ip, message="Too many failed logins from this address")
+        await self.limiter.check(
+            self.limits.login_account, "login-account", email, message="Too many failed logins for this account"
+        )
+        await self.limiter.check(
+            self.limits.login_ip, "login-ip", client_ip, message="Too many failed logins from this address"
+        )
         user = await repository.user_by_email(uow.session, email)
         if not self.passwords.verify(user.password_hash if user else None, password) or user is None:
             await self.limiter.hit(self.limits.login_account, "login-account", email)
@@ -187,7 +201,9 @@ class UserService:
         )
         await uow.session.flush()
         access = self.tokens.issue(user.user_id, Role(user.role))
-        return IssuedTokens(access_token=access.token, refresh_token=raw, expires_in=access.expires_in, user_id=user.user_id)
+        return IssuedTokens(
+            access_token=access.token, refresh_token=raw, expires_in=access.expires_in, user_id=user.user_id
+        )
 
     # -- passwords ----------------------------------------------------------------------
 
@@ -219,7 +235,11 @@ class UserService:
         expires_at = now + self.limits.otp_ttl
         uow.session.add(
             PasswordResetCode(
-                user_id=user.id, code_hash=self._code_hash(user, code), attempts=0, created_at=now, expires_at=expires_at
+                user_id=user.id,
+                code_hash=self._code_hash(user, code),
+                attempts=0,
+                created_at=now,
+                expires_at=expires_at,
             )
         )
         await uow.session.flush()
@@ -278,13 +298,19 @@ class UserService:
         if make_default:
             await repository.clear_default_address(uow.session, user.id)
         address = Address(
-            address_id=new_public_id("adr"), user_id=user.id, is_default=make_default, created_at=self.clock.now(), **fields
+            address_id=new_public_id("adr"),
+            user_id=user.id,
+            is_default=make_default,
+            created_at=self.clock.now(),
+            **fields,
         )
         uow.session.add(address)
         await uow.session.flush()
         return address
 
-    async def update_address(self, uow: UnitOfWork, *, user_id: str, address_id: str, changes: dict[str, Any]) -> Address:
+    async def update_address(
+        self, uow: UnitOfWork, *, user_id: str, address_id: str, changes: dict[str, Any]
+    ) -> Address:
         user = await self._lock_user(uow, user_id)
         address = await repository.address_of(uow.session, user.id, address_id)
         if address is None:

@@ -1,0 +1,87 @@
+"""Real servers for the tests: which are configured, and throwaway databases on them.
+
+Set these to run the integration tests (`.ci/run` sets them for this machine's servers):
+
+- `TIENDA_TEST_POSTGRES_URL`  e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+- `TIENDA_TEST_MYSQL_URL`     e.g. mysql+asyncmy://root@127.0.0.1:3306/mysql
+- `TIENDA_TEST_REDIS_URL`     e.g. redis://127.0.0.1:6379/15
+- `TIENDA_TEST_AMQP_URL`      e.g. amqp://guest:guest@127.0.0.1:5672/
+
+Unset, those tests skip and say why. With `CI=true` an unset or unreachable server fails
+the run instead: on CI no integration test may skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ENV = {
+    "postgres": "TIENDA_TEST_POSTGRES_URL",
+    "mysql": "TIENDA_TEST_MYSQL_URL",
+    "redis": "TIENDA_TEST_REDIS_URL",
+    "amqp": "TIENDA_TEST_AMQP_URL",
+}
+
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def url_of(kind: str) -> str:
+    """The server's URL, or skip (fail on CI) when it is not configured."""
+    url = os.environ.get(ENV[kind])
+    if not url:
+        message = f"{ENV[kind]} is not set: no {kind} server to test against"
+        if ON_CI:
+            pytest.fail(message + " (CI must provide every server)", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+def unreachable(kind: str, exc: BaseException) -> None:
+    message = f"{kind} at {os.environ.get(ENV[kind])} is unreachable: {exc!r}"
+    if ON_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+async def create_database(kind: str) -> tuple[str, str]:
+    """Creates a throwaway database on the server; returns (its URL, the admin URL)."""
+    admin_url = url_of(kind)
+    name = f"tienda_test_{_worker()}_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            if kind == "postgres":
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    except OSError as exc:
+        unreachable(kind, exc)
+    except Exception as exc:
+        if "connect" in repr(exc).lower():
+            unreachable(kind, exc)
+        raise
+    finally:
+        await engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), admin_url
+
+
+async def drop_database(kind: str, url: str, admin_url: str) -> None:
+    name = make_url(url).database
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            if kind == "postgres":
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        await engine.dispose()

@@ -1,0 +1,119 @@
+"""The transactional outbox: events commit with their change, are relayed at least once,
+and are consumed once per consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from tests.conftest import Shop
+from tienda.platform.db import UnitOfWork
+from tienda.platform.events import Consumer, Event, InProcessBus, OutboxRelay, Subscription
+
+
+def _consumer(name: str, seen: list[str], *, fail_times: int = 0) -> Consumer:
+    failures = {"left": fail_times}
+
+    async def handle(event: Event, uow: UnitOfWork) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise RuntimeError("consumer is down")
+        seen.append(event.id)
+
+    return Consumer(name=name, module="users", event_types=("user.registered",), handler=handle)
+
+
+async def _outbox_rows(shop: Shop) -> list[dict[str, object]]:
+    table = shop.platform.db("users").outbox.outbox
+    async with shop.platform.db("users").engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(select(table).order_by(table.c.id))]
+
+
+class TestOutboxWrite:
+    async def test_a_change_and_its_event_commit_together(self, shop: Shop) -> None:
+        user_id = await shop.register("ravi@example.com")
+
+        rows = await _outbox_rows(shop)
+        assert [r["type"] for r in rows] == ["user.registered"]
+        assert rows[0]["payload"] == {"userId": user_id, "email": "ravi@example.com", "fullName": None, "role": "USER"}
+        assert rows[0]["published_at"] is None
+
+    async def test_a_rolled_back_change_leaves_no_event(self, shop: Shop) -> None:
+        async with shop.platform.db("users").uow() as uow:
+            await uow.publish("user.registered", {"userId": "u_ghost"})
+            # leaving without commit rolls back
+
+        assert await _outbox_rows(shop) == []
+
+
+class TestInProcessRelay:
+    async def test_relays_each_event_once_to_each_consumer(self, shop: Shop) -> None:
+        seen_a: list[str] = []
+        seen_b: list[str] = []
+        db = shop.platform.db("users")
+        bus = InProcessBus(
+            [Subscription(_consumer("test.a", seen_a), db), Subscription(_consumer("test.b", seen_b), db)]
+        )
+        relay = OutboxRelay([db], bus)
+        await shop.register("one@example.com")
+        await shop.register("two@example.com")
+
+        assert await relay.drain() == 2
+        assert await relay.drain() == 0
+
+        rows = await _outbox_rows(shop)
+        assert seen_a == seen_b == [r["event_id"] for r in rows]
+        assert all(r["published_at"] is not None for r in rows)
+
+    async def test_a_redelivered_event_is_ignored_by_the_consumer(self, shop: Shop) -> None:
+        seen: list[str] = []
+        sub = Subscription(_consumer("test.dedupe", seen), shop.platform.db("users"))
+        event = Event(
+            id=str(uuid.uuid4()), type="user.registered", source="users", occurred_at=datetime.now(UTC), payload={}
+        )
+
+        first = await sub.deliver(event)
+        second = await sub.deliver(event)
+
+        assert (first, second) == (True, False)
+        assert seen == [event.id]
+        count = await shop.scalar(
+            "users",
+            "SELECT count(*) FROM users_processed_events WHERE consumer = 'test.dedupe' AND event_id = :e",
+            e=event.id,
+        )
+        assert count == 1
+
+    async def test_concurrent_deliveries_of_one_event_apply_once(self, shop: Shop) -> None:
+        seen: list[str] = []
+        sub = Subscription(_consumer("test.race", seen), shop.platform.db("users"))
+        event = Event(
+            id=str(uuid.uuid4()), type="user.registered", source="users", occurred_at=datetime.now(UTC), payload={}
+        )
+
+        results = await asyncio.gather(*(sub.deliver(event) for _ in range(5)), return_exceptions=True)
+
+        assert seen == [event.id]
+        assert results.count(True) == 1
+
+    async def test_a_failing_consumer_keeps_the_event_for_a_retry(self, shop: Shop) -> None:
+        seen: list[str] = []
+        db = shop.platform.db("users")
+        relay = OutboxRelay([db], InProcessBus([Subscription(_consumer("test.flaky", seen, fail_times=1), db)]))
+        relay.retry_backoff = relay.retry_backoff * 0
+        await shop.register("flaky@example.com")
+
+        assert await relay.run_once() == 0
+        [row] = await _outbox_rows(shop)
+        assert row["published_at"] is None
+        assert row["attempts"] == 1
+        assert "consumer is down" in str(row["last_error"])
+        assert seen == []
+
+        assert await relay.run_once() == 1
+        [row] = await _outbox_rows(shop)
+        assert row["published_at"] is not None
+        assert seen == [row["event_id"]]
