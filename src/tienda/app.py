@@ -101,7 +101,11 @@ def create_app(
         for router in spec.routers:
             app.include_router(router, prefix=API_PREFIX)
             app.include_router(router, prefix=ALIAS_PREFIX, include_in_schema=False)
-    app.include_router(web.ops_router(lambda: app.state.platform.checks(), metrics))
+    app.include_router(
+        web.ops_router(
+            lambda: app.state.platform.checks(), metrics, multiprocess=settings.metrics_multiprocess_dir is not None
+        )
+    )
     _document_errors_as_they_are(app)
     return app
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -128,6 +129,13 @@ def serve(
     if service:
         os.environ["TIENDA_SERVICES"] = '["' + '","'.join(service) + '"]'
     count = workers or os.cpu_count() or 1
+    if count > 1:
+        # prometheus_client reads this variable itself, in each worker, at import.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        os.environ["TIENDA_METRICS_MULTIPROCESS_DIR"] = str(metrics_dir)
     typer.echo(
         f"Serving {', '.join(settings.services) or 'all modules'} on http://{host}:{port} with {count} worker(s)"
     )

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     log_json: bool | None = None
     log_level: str = "INFO"
+    metrics_multiprocess_dir: Path | None = Field(
+        default=None,
+        description="Set by `tienda serve` with several workers, so /metrics adds up every worker's counts.",
+    )
 
     # Mail: files under the data dir unless an SMTP URL is given.
     smtp_url: str | None = Field(

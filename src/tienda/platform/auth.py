@@ -122,7 +122,8 @@ class TokenService:
                 self._key,
                 algorithms=[self._algorithm],
                 issuer=self._issuer,
-                options={"verify_exp": False, "require": ["sub", "role", "exp", "jti"]},
+                # Time claims are checked below against the injected clock, not PyJWT's wall clock.
+                options={"verify_exp": False, "verify_iat": False, "require": ["sub", "role", "exp", "jti"]},
             )
             role = Role(claims["role"])
         except (jwt.PyJWTError, ValueError) as exc:

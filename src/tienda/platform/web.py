@@ -4,7 +4,6 @@ the error envelope for every non-2xx answer, and the health, readiness and metri
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -14,7 +13,8 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -234,7 +234,9 @@ def install(app: FastAPI, *, metrics: HttpMetrics, max_body_bytes: int, access_l
 Check = Callable[[], Awaitable[None]]
 
 
-def ops_router(checks: Callable[[], dict[str, Check]], metrics: HttpMetrics) -> APIRouter:
+def ops_router(
+    checks: Callable[[], dict[str, Check]], metrics: HttpMetrics, *, multiprocess: bool = False
+) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness: the process is up")
@@ -268,10 +270,10 @@ def ops_router(checks: Callable[[], dict[str, Check]], metrics: HttpMetrics) -> 
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = metrics.registry
+        if multiprocess:  # every worker writes its samples to files; add them up
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
-
-
-def dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
