@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -63,12 +64,15 @@ async def database_urls(tmp_root: Path) -> AsyncIterator[dict[str, str]]:
         await backends.drop_database(kind, url, admin)
 
 
-def _settings(data_dir: Path, database_url: str, redis_url: str | None = None, **extra: Any) -> Settings:
+def _settings(
+    data_dir: Path, database_url: str, redis_url: str | None = None, redis_prefix: str = "tienda:", **extra: Any
+) -> Settings:
     return Settings(
         env="test",
         data_dir=data_dir,
         database_url=database_url,
         redis_url=redis_url,
+        redis_prefix=redis_prefix,
         jwt_secret="test-secret-that-is-long-enough-for-hs256",  # type: ignore[arg-type]
         password_hash_time_cost=1,
         password_hash_memory_kib=1024,
@@ -98,8 +102,10 @@ def cache_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def redis_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
-    """A flushed Redis database when the test asked for `cache_backend == 'redis'`."""
+async def redis_url(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[str | None]:
+    """A reachable Redis when the test asked for `cache_backend == 'redis'`, else None.
+    Tests share the server (across xdist workers and runs), so each gets its own key prefix
+    (`redis_prefix`) instead of flushing a database under someone else's feet."""
     wants = "cache_backend" in request.fixturenames and request.getfixturevalue("cache_backend") == "redis"
     if not wants:
         yield None
@@ -107,12 +113,19 @@ async def redis_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]
     url = backends.url_of("redis")
     client = Redis.from_url(url)
     try:
-        await client.flushdb()
+        await client.ping()
     except OSError as exc:
         backends.unreachable("redis", exc)
     yield url
-    await client.flushdb()
+    keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
+    if keys:
+        await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"tienda-test-{uuid.uuid4().hex[:10]}:"
 
 
 @dataclass
@@ -179,9 +192,11 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(backend: str, database_urls: Any, redis_url: str | None, tmp_path: Path) -> AsyncIterator[Shop]:
+async def shop(
+    backend: str, database_urls: Any, redis_url: str | None, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[Shop]:
     url = await database_urls.get_url(backend)
-    settings = _settings(tmp_path, url, redis_url)
+    settings = _settings(tmp_path, url, redis_url, redis_prefix)
     clock = FrozenClock()
     platform = Platform.build(settings, ALL_MODULES, clock=clock)
     await _empty_tables(platform)

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     # Infrastructure that is embedded when unset.
     redis_url: str | None = Field(default=None, description="redis://...; unset: in-memory cache and rate limits.")
+    redis_prefix: str = Field(default="tienda:", description="Prefix of every Redis key, so shops can share a server.")
     broker_url: str | None = Field(default=None, description="amqp://...; unset: in-process event bus.")
     relay_in_process: bool | None = Field(
         default=None,

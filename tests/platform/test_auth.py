@@ -55,6 +55,22 @@ class TestAccessTokens:
         with pytest.raises(Unauthorized):
             await _tokens(FrozenClock()).verify(token)
 
+    async def test_ending_every_session_refuses_tokens_issued_before(self) -> None:
+        clock = FrozenClock()
+        tokens = _tokens(clock)
+        before = tokens.issue("u_abc", Role.USER)
+        other_user = tokens.issue("u_xyz", Role.USER)
+        clock.advance(milliseconds=5)
+
+        await tokens.revoke_all("u_abc")
+        clock.advance(milliseconds=5)
+        after = tokens.issue("u_abc", Role.USER)
+
+        with pytest.raises(Unauthorized, match="revoked"):
+            await tokens.verify(before.token)
+        assert (await tokens.verify(after.token)).subject == "u_abc"
+        assert (await tokens.verify(other_user.token)).subject == "u_xyz"
+
     async def test_a_revoked_token_is_refused(self) -> None:
         tokens = _tokens(FrozenClock())
         issued = tokens.issue("u_abc", Role.USER)
@@ -74,19 +90,19 @@ class TestAccessTokens:
 
 
 class TestPasswords:
-    def test_argon2id_hash_verifies_only_the_right_password(self) -> None:
+    async def test_argon2id_hash_verifies_only_the_right_password(self) -> None:
         hasher = PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1)
-        hashed = hasher.hash("correct horse")
+        hashed = await hasher.hash("correct horse")
 
         assert hashed.startswith("$argon2id$")
-        assert hasher.verify(hashed, "correct horse")
-        assert not hasher.verify(hashed, "wrong horse")
-        assert not hasher.verify(None, "correct horse")
-        assert not hasher.verify("not-a-hash", "correct horse")
+        assert await hasher.verify(hashed, "correct horse")
+        assert not await hasher.verify(hashed, "wrong horse")
+        assert not await hasher.verify(None, "correct horse")
+        assert not await hasher.verify("not-a-hash", "correct horse")
 
-    def test_stronger_settings_ask_for_a_rehash(self) -> None:
+    async def test_stronger_settings_ask_for_a_rehash(self) -> None:
         weak = PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1)
         strong = PasswordHasher(time_cost=2, memory_kib=2048, parallelism=1)
 
-        assert strong.needs_rehash(weak.hash("pw-12345678"))
-        assert not weak.needs_rehash(weak.hash("pw-12345678"))
+        assert strong.needs_rehash(await weak.hash("pw-12345678"))
+        assert not weak.needs_rehash(await weak.hash("pw-12345678"))

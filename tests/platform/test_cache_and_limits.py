@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,15 +14,17 @@ from tienda.platform.ratelimit import RateLimiter
 
 
 @pytest.fixture
-async def cache(cache_backend: str, redis_url: str | None) -> AsyncIterator[Cache]:
-    store: Cache = MemoryCache() if cache_backend == "memory" else RedisCache(Redis.from_url(str(redis_url)))
+async def cache(cache_backend: str, redis_url: str | None, redis_prefix: str) -> AsyncIterator[Cache]:
+    store: Cache = (
+        MemoryCache() if cache_backend == "memory" else RedisCache(Redis.from_url(str(redis_url)), prefix=redis_prefix)
+    )
     yield store
     await store.close()
 
 
 @pytest.fixture
-def limiter(cache_backend: str, redis_url: str | None) -> RateLimiter:
-    return RateLimiter(redis_url if cache_backend == "redis" else None, prefix=f"test-{uuid.uuid4().hex[:6]}")
+def limiter(cache_backend: str, redis_url: str | None, redis_prefix: str) -> RateLimiter:
+    return RateLimiter(redis_url if cache_backend == "redis" else None, prefix=f"{redis_prefix}limits")
 
 
 class TestCache:
@@ -43,6 +44,12 @@ class TestCache:
         await asyncio.sleep(0.15)
 
         assert await cache.get("short") is None
+
+    async def test_reads_many_at_once(self, cache: Cache) -> None:
+        await cache.set("a", b"1", ttl=60)
+        await cache.set("c", b"3", ttl=60)
+
+        assert await cache.get_many("a", "b", "c") == [b"1", None, b"3"]
 
     async def test_ping(self, cache: Cache) -> None:
         await cache.ping()

@@ -42,5 +42,25 @@ def test_request_bodies_carry_examples(document: dict[str, dict[str, object]]) -
             body = operation.get("requestBody")
             if body is None:
                 continue
-            ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+            schema = body["content"]["application/json"]["schema"]
+            # An optional body is `anyOf: [$ref, null]`.
+            ref = (schema.get("$ref") or schema["anyOf"][0]["$ref"]).rsplit("/", 1)[-1]
             assert schemas[ref].get("examples"), f"{method.upper()} {path}: {ref} has no example"
+
+
+def test_success_and_error_bodies_carry_examples(document: dict[str, dict[str, object]]) -> None:
+    schemas = document["components"]["schemas"]  # type: ignore[index]
+    for path, operations in document["paths"].items():  # type: ignore[attr-defined]
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
+                if ref is None:
+                    continue
+                name = ref.rsplit("/", 1)[-1]
+                if name.startswith("Page_"):
+                    item = schemas[name]["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]
+                    name = item
+                assert schemas[name].get("examples"), f"{method.upper()} {path} {status}: {name} has no example"

@@ -4,6 +4,7 @@ and the FastAPI dependencies that guard routes: current user, admin, self-or-adm
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -39,10 +40,15 @@ class PasswordHasher:
         # Verifying against this keeps an unknown e-mail as slow as a wrong password.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
-    def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+    # argon2 takes tens of milliseconds of CPU by design and releases the GIL while it
+    # works: run it in a thread so one login does not stall every other request.
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
 
-    def verify(self, password_hash: str | None, password: str) -> bool:
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        return await asyncio.to_thread(self.verify_now, password_hash, password)
+
+    def verify_now(self, password_hash: str | None, password: str) -> bool:
         try:
             return self._hasher.verify(password_hash or self._dummy, password) and password_hash is not None
         except (VerificationError, InvalidHashError):
@@ -109,6 +115,7 @@ class TokenService:
             "role": role.value,
             "iss": self._issuer,
             "iat": int(now.timestamp()),
+            "iat_ms": int(now.timestamp() * 1000),
             "exp": int((now + timedelta(seconds=ttl)).timestamp()),
             "jti": jti,
             "typ": "access",
@@ -131,7 +138,8 @@ class TokenService:
         expires_at = datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo)
         if claims.get("typ") != "access" or expires_at <= self._clock.now():
             raise Unauthorized("Access token expired")
-        if await self._cache.get(_revoked_key(claims["jti"])) is not None:
+        revoked, cutoff = await self._cache.get_many(_revoked_key(claims["jti"]), _cutoff_key(claims["sub"]))
+        if revoked is not None or (cutoff is not None and int(claims.get("iat_ms", 0)) < int(cutoff)):
             raise Unauthorized("Access token revoked")
         return Principal(subject=claims["sub"], role=role, token_id=claims["jti"], expires_at=expires_at)
 
@@ -140,9 +148,19 @@ class TokenService:
         if remaining > 0:
             await self._cache.set(_revoked_key(principal.token_id), b"1", ttl=remaining + 1)
 
+    async def revoke_all(self, subject: str) -> None:
+        """Ends every access token issued to `subject` until now (password change, disabled
+        account). Kept as long as the longest-lived token could be."""
+        cutoff = int(self._clock.now().timestamp() * 1000)
+        await self._cache.set(_cutoff_key(subject), str(cutoff).encode(), ttl=self.ttl_seconds + 1)
+
 
 def _revoked_key(jti: str) -> str:
     return f"auth:revoked:{jti}"
+
+
+def _cutoff_key(subject: str) -> str:
+    return f"auth:not-before:{subject}"
 
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/users/login.")
@@ -178,7 +196,7 @@ async def service_principal(principal: Annotated[Principal, Depends(current_prin
 async def self_or_admin(userId: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """A user reaches only their own resources; anyone else's look absent (404), admins reach all."""
     if not principal.can_act_for(userId):
-        raise NotFound("User not found")
+        raise NotFound("User not found", code="USER_NOT_FOUND")
     return principal
 
 

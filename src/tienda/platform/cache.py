@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 class Cache(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
+    async def get_many(self, *keys: str) -> list[bytes | None]: ...
+
     async def set(self, key: str, value: bytes, *, ttl: float) -> None: ...
 
     async def delete(self, *keys: str) -> None: ...
@@ -43,6 +45,9 @@ class MemoryCache:
         self._data.move_to_end(key)
         return value
 
+    async def get_many(self, *keys: str) -> list[bytes | None]:
+        return [await self.get(key) for key in keys]
+
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
         self._data[key] = (time.monotonic() + ttl, value)
         self._data.move_to_end(key)
@@ -68,6 +73,10 @@ class RedisCache:
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self._prefix + key)
         return value.encode() if isinstance(value, str) else value
+
+    async def get_many(self, *keys: str) -> list[bytes | None]:
+        values = await self._redis.mget([self._prefix + k for k in keys])
+        return [v.encode() if isinstance(v, str) else v for v in values]
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
         await self._redis.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorDetail(BaseModel):
@@ -22,6 +22,25 @@ class ErrorDetail(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     """The body of every error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "timestamp": "2026-11-25T18:05:07Z",
+                    "status": 400,
+                    "error": "Bad Request",
+                    "message": "Validation failed",
+                    "path": "/api/v1/users/register",
+                    "code": "VALIDATION_FAILED",
+                    "requestId": "4ae7721f580b4a23b8d2facb658b5b52",
+                    "details": [
+                        {"field": "body.email", "message": "value is not a valid email address", "type": "value_error"}
+                    ],
+                }
+            ]
+        }
+    )
 
     timestamp: datetime
     status: int

@@ -17,7 +17,7 @@ from tienda.platform.errors import RateLimited
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str | None = None, *, prefix: str = "tienda-limits") -> None:
+    def __init__(self, redis_url: str | None = None, *, prefix: str = "tienda:limits") -> None:
         self.storage: Storage
         if redis_url:
             self.storage = RedisStorage(f"async+{redis_url}", implementation="redispy", key_prefix=prefix)

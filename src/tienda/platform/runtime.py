@@ -41,7 +41,7 @@ class Platform:
     def build(cls, settings: Settings, modules: Sequence[ModuleSpec], *, clock: Clock | None = None) -> Platform:
         clock = clock or SystemClock()
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        cache: Cache = RedisCache(redis) if redis is not None else MemoryCache()
+        cache: Cache = RedisCache(redis, prefix=settings.redis_prefix) if redis is not None else MemoryCache()
         databases = {
             spec.name: Database(
                 spec.name,
@@ -63,7 +63,7 @@ class Platform:
             modules={spec.name: spec for spec in modules},
             clock=clock,
             cache=cache,
-            limiter=RateLimiter(settings.redis_url),
+            limiter=RateLimiter(settings.redis_url, prefix=f"{settings.redis_prefix}limits"),
             tokens=TokenService(
                 key=settings.jwt_key(),
                 algorithm=settings.jwt_algorithm,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -20,5 +22,12 @@ class ReadSchema(Schema):
     model_config = ConfigDict(extra="ignore")
 
 
+def examples(*values: dict[str, Any]) -> dict[str, Any]:
+    """Pass as `json_schema_extra=` to document a DTO with example payloads in OpenAPI."""
+    return {"examples": list(values)}
+
+
 class Message(Schema):
+    model_config = ConfigDict(json_schema_extra=examples({"message": "Password updated"}))
+
     message: str

@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Annotated, Self
 
 import phonenumbers
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints, field_validator, model_validator
 
 from tienda.platform.auth import Role
-from tienda.platform.schemas import ReadSchema, Schema
+from tienda.platform.schemas import ReadSchema, Schema, examples
 
 DEFAULT_PHONE_REGION = "IN"
 
@@ -63,6 +62,10 @@ class RegisterRequest(Schema):
 
 
 class RegisterResponse(ReadSchema):
+    model_config = ReadSchema.model_config | {
+        "json_schema_extra": examples({"userId": "u_3kq7x2m9p4ab", "message": "User registered"})
+    }
+
     user_id: str = Field(examples=["u_3kq7x2m9p4ab"])
     message: str = Field(examples=["User registered"])
 
@@ -77,6 +80,18 @@ class LoginRequest(Schema):
 
 
 class TokenPair(ReadSchema):
+    model_config = ReadSchema.model_config | {
+        "json_schema_extra": examples(
+            {
+                "accessToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1XzNrcTd4Mm05cDRhYiJ9.sig",
+                "refreshToken": "eR7xQoHDjQU8GfpofPINoZ0O_-V9QZ4h-BjQR6_mDNQ",
+                "expiresIn": 900,
+                "tokenType": "Bearer",
+                "userId": "u_3kq7x2m9p4ab",
+            }
+        )
+    }
+
     access_token: str
     refresh_token: str
     expires_in: int = Field(description="Seconds until the access token expires.", examples=[900])
@@ -85,16 +100,26 @@ class TokenPair(ReadSchema):
 
 
 class RefreshRequest(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": examples({"refreshToken": "eR7xQoHDjQU8GfpofPINoZ0O_-V9QZ4h-BjQR6_mDNQ"})
+    }
+
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
 class LogoutRequest(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": examples({"refreshToken": "eR7xQoHDjQU8GfpofPINoZ0O_-V9QZ4h-BjQR6_mDNQ"}, {})
+    }
+
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
         default=None, description="Revokes this token's family; without it, every session of the user ends."
     )
 
 
 class ForgotPasswordRequest(Schema):
+    model_config = Schema.model_config | {"json_schema_extra": examples({"email": "dipankar@example.com"})}
+
     email: Annotated[str, StringConstraints(min_length=3, max_length=255)]
 
 
@@ -129,6 +154,21 @@ class ResetPasswordRequest(Schema):
 
 
 class UserRead(ReadSchema):
+    model_config = ReadSchema.model_config | {
+        "json_schema_extra": examples(
+            {
+                "userId": "u_3kq7x2m9p4ab",
+                "email": "dipankar@example.com",
+                "fullName": "Dipankar Ghosh",
+                "phone": "+919876543210",
+                "role": "USER",
+                "isActive": True,
+                "createdAt": "2026-11-25T18:05:07Z",
+                "updatedAt": "2026-11-25T18:05:07Z",
+            }
+        )
+    }
+
     user_id: str
     email: str
     full_name: str | None
@@ -142,10 +182,22 @@ class UserRead(ReadSchema):
 class UserUpdate(Schema):
     """Fields a user may change on their profile; `role` and `isActive` are for admins."""
 
+    model_config = Schema.model_config | {
+        "json_schema_extra": examples({"fullName": "Dipankar G.", "phone": "+919876543210"}, {"isActive": False})
+    }
+
     full_name: Name | None = None
     phone: Phone | None = None
     role: Role | None = None
     is_active: bool | None = None
+
+    @field_validator("role", "is_active")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Omitted means "leave as is"; an explicit null would violate NOT NULL (a 500).
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
 
 Line = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -187,6 +239,8 @@ class AddressUpdate(Schema):
     """Only the fields sent change. `isDefault: true` makes it the default; the default
     cannot be unset directly (make another address the default instead)."""
 
+    model_config = Schema.model_config | {"json_schema_extra": examples({"line2": "Flat 4B"}, {"isDefault": True})}
+
     label: Label | None = None
     line1: Line | None = None
     line2: Line | None = None
@@ -197,15 +251,34 @@ class AddressUpdate(Schema):
     phone: Phone | None = None
     is_default: bool | None = None
 
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> Self:
-        for name in ("line1", "city", "postal_code", "country", "is_default"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{to_camel(name)} cannot be null")
-        return self
+    @field_validator("line1", "city", "postal_code", "country", "is_default")
+    @classmethod
+    def _required_stay_set(cls, value: object) -> object:
+        # Runs only for fields sent, so the error names the field that was sent as null.
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
 
 class AddressRead(ReadSchema):
+    model_config = ReadSchema.model_config | {
+        "json_schema_extra": examples(
+            {
+                "addressId": "adr_9f2k3m4n5p6q",
+                "label": "home",
+                "line1": "12 MG Road",
+                "line2": None,
+                "city": "Bengaluru",
+                "state": "Karnataka",
+                "postalCode": "560001",
+                "country": "IN",
+                "phone": "+919876543210",
+                "isDefault": True,
+                "createdAt": "2026-11-25T18:05:07Z",
+            }
+        )
+    }
+
     address_id: str
     label: str | None
     line1: str

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import IntegrityError
 
 from tienda.platform.auth import (
@@ -94,7 +95,7 @@ class UserService:
         user = User(
             user_id=new_public_id("u"),
             email=email,
-            password_hash=self.passwords.hash(password),
+            password_hash=await self.passwords.hash(password),
             full_name=full_name,
             phone=phone,
             role=role.value,
@@ -134,9 +135,13 @@ class UserService:
         if changes:
             user.updated_at = self.clock.now()
             if changes.get("is_active") is False:
-                await repository.revoke_refresh_tokens(uow.session, at=user.updated_at, user_pk=user.id)
+                await self._end_sessions(uow, user)
             await uow.session.flush()
-            await uow.publish(events.USER_UPDATED, {"userId": user.user_id, "fields": sorted(changes)})
+            await uow.publish(
+                events.USER_UPDATED,
+                {"userId": user.user_id, "fields": sorted(to_camel(name) for name in changes)},
+                at=user.updated_at,
+            )
         return user
 
     # -- sessions -----------------------------------------------------------------------
@@ -144,21 +149,22 @@ class UserService:
     async def login(self, uow: UnitOfWork, *, email: str, password: str, client_ip: str) -> IssuedTokens:
         email = normalise_email(email)
         await self.limiter.check(
-            self.limits.login_account, "login-account", email, message="Too many failed logins for this account"
-        )
-        await self.limiter.check(
             self.limits.login_ip, "login-ip", client_ip, message="Too many failed logins from this address"
         )
+        # The account's slot is taken before the password is checked (and given back on
+        # success), so concurrent guesses cannot all pass a check made before any failure counted.
+        await self.limiter.consume(
+            self.limits.login_account, "login-account", email, message="Too many failed logins for this account"
+        )
         user = await repository.user_by_email(uow.session, email)
-        if not self.passwords.verify(user.password_hash if user else None, password) or user is None:
-            await self.limiter.hit(self.limits.login_account, "login-account", email)
+        if not await self.passwords.verify(user.password_hash if user else None, password) or user is None:
             await self.limiter.hit(self.limits.login_ip, "login-ip", client_ip)
             raise InvalidCredentials()
+        await self.limiter.clear(self.limits.login_account, "login-account", email)
         if not user.is_active:
             raise AccountDisabled()
-        await self.limiter.clear(self.limits.login_account, "login-account", email)
         if self.passwords.needs_rehash(user.password_hash):
-            user.password_hash = self.passwords.hash(password)
+            user.password_hash = await self.passwords.hash(password)
         return await self._issue(uow, user, family_id=str(uuid.uuid4()))
 
     async def refresh(self, uow: UnitOfWork, *, refresh_token: str) -> IssuedTokens:
@@ -215,10 +221,11 @@ class UserService:
         user = await self.get(uow, user_id=user_id)
         acting_on_self = actor.subject == user_id
         if acting_on_self or old_password is not None:
-            await self.limiter.check(self.limits.login_account, "login-account", user.email)
-            if old_password is None or not self.passwords.verify(user.password_hash, old_password):
-                await self.limiter.hit(self.limits.login_account, "login-account", user.email)
+            # As at login: take the slot first, so concurrent guesses are counted too.
+            await self.limiter.consume(self.limits.login_account, "login-account", user.email)
+            if old_password is None or not await self.passwords.verify(user.password_hash, old_password):
                 raise PasswordMismatch()
+            await self.limiter.clear(self.limits.login_account, "login-account", user.email)
         await self._set_password(uow, user, new_password)
 
     async def forgot_password(self, uow: UnitOfWork, *, email: str, client_ip: str) -> None:
@@ -259,7 +266,7 @@ class UserService:
     async def reset_with_code(self, uow: UnitOfWork, *, email: str, code: str, new_password: str) -> None:
         now = self.clock.now()
         user = await repository.user_by_email(uow.session, normalise_email(email))
-        reset = await repository.live_reset_code(uow.session, user.id, now) if user else None
+        reset = await repository.live_reset_code(uow.session, user.id, now) if user and user.is_active else None
         if user is None or reset is None:
             raise InvalidResetCode()
         if not secrets.compare_digest(reset.code_hash, self._code_hash(user, code)):
@@ -276,12 +283,17 @@ class UserService:
 
     async def _set_password(self, uow: UnitOfWork, user: User, new_password: str) -> None:
         now = self.clock.now()
-        user.password_hash = self.passwords.hash(new_password)
+        user.password_hash = await self.passwords.hash(new_password)
         user.updated_at = now
-        await repository.revoke_refresh_tokens(uow.session, at=now, user_pk=user.id)
+        await self._end_sessions(uow, user)
         await repository.retire_reset_codes(uow.session, user.id, now)
         await uow.session.flush()
         await uow.publish(events.PASSWORD_CHANGED, {"userId": user.user_id}, at=now)
+
+    async def _end_sessions(self, uow: UnitOfWork, user: User) -> None:
+        """Every refresh token and every access token issued so far stop working."""
+        await repository.revoke_refresh_tokens(uow.session, at=self.clock.now(), user_pk=user.id)
+        await self.tokens.revoke_all(user.user_id)
 
     # -- addresses ----------------------------------------------------------------------
 
