@@ -35,7 +35,7 @@ from tienda.users.wiring import build_user_service
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-def _service(request: Request) -> UserService:
+async def _service(request: Request) -> UserService:  # async: no thread-pool hop per request
     service: UserService | None = getattr(request.app.state, "users_service", None)
     if service is None:
         service = request.app.state.users_service = build_user_service(request.app.state.platform)
