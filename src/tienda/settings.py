@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         description="Shared SQLAlchemy async URL; default: a SQLite file per module under the data dir.",
     )
     users_database_url: str | None = None
-    db_pool_size: int = 10
+    db_pool_size: int = Field(default=20, description="Connections per process and module database (+50% overflow).")
     db_echo: bool = False
 
     # Infrastructure that is embedded when unset.

@@ -65,6 +65,7 @@ class TestErrorEnvelope:
         assert "req-500-test" in logged
         assert "SELECT secret FROM vault" in logged
         assert '"event": "unhandled_error"' in logged
+        assert '"locals"' not in logged  # locals can hold secrets
 
 
 class TestRequestId:

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from structlog.tracebacks import ExceptionDictTransformer
 
 _configured: tuple[bool, str] | None = None
 
@@ -25,7 +26,12 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     ]
     renderer: Any
     if json:
-        shared.append(structlog.processors.dict_tracebacks)
+        # Tracebacks without local variables: locals hold secrets (keys, tokens, passwords).
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                ExceptionDictTransformer(show_locals=False, max_frames=30, use_rich=False)
+            )
+        )
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(

@@ -48,8 +48,15 @@ async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:
         yield uow
 
 
+async def _reader(request: Request) -> AsyncIterator[UnitOfWork]:
+    platform: Platform = request.app.state.platform
+    async with platform.db("users").reader() as uow:
+        yield uow
+
+
 Service = Annotated[UserService, Depends(_service)]
 Uow = Annotated[UnitOfWork, Depends(_uow)]
+ReadUow = Annotated[UnitOfWork, Depends(_reader)]
 
 
 def _client_ip(request: Request) -> str:
@@ -180,7 +187,7 @@ async def reset_password(body: ResetPasswordRequest, principal: OptionalUser, se
 
 
 @router.get("/me", summary="The signed-in user's profile", response_model=UserRead, responses=error_responses(401))
-async def me(principal: CurrentUser, service: Service, uow: Uow) -> UserRead:
+async def me(principal: CurrentUser, service: Service, uow: ReadUow) -> UserRead:
     return UserRead.model_validate(await service.get(uow, user_id=principal.subject))
 
 
@@ -193,7 +200,7 @@ async def me(principal: CurrentUser, service: Service, uow: Uow) -> UserRead:
 async def list_users(
     _admin: Admin,
     service: Service,
-    uow: Uow,
+    uow: ReadUow,
     page: PageQuery,
     email: Annotated[str | None, Query(max_length=255, description="Part of the e-mail.")] = None,
 ) -> Page[UserRead]:
@@ -208,7 +215,7 @@ async def list_users(
     response_model=UserRead,
     responses=error_responses(401, 404),
 )
-async def get_user(userId: str, _principal: SelfOrAdmin, service: Service, uow: Uow) -> UserRead:
+async def get_user(userId: str, _principal: SelfOrAdmin, service: Service, uow: ReadUow) -> UserRead:
     return UserRead.model_validate(await service.get(uow, user_id=userId))
 
 
@@ -234,7 +241,7 @@ async def update_user(userId: str, body: UserUpdate, principal: SelfOrAdmin, ser
     responses=error_responses(400, 401, 404),
 )
 async def list_addresses(
-    userId: str, _p: SelfOrAdmin, service: Service, uow: Uow, page: PageQuery
+    userId: str, _p: SelfOrAdmin, service: Service, uow: ReadUow, page: PageQuery
 ) -> Page[AddressRead]:
     rows, total = await service.addresses(uow, user_id=userId, offset=page.offset, limit=page.size)
     return Page(items=[AddressRead.model_validate(a) for a in rows], page=page.page, size=page.size, total=total)
