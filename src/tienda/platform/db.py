@@ -145,7 +145,7 @@ class UnitOfWork:
 
     async def __aexit__(self, *exc: object) -> None:
         try:
-            if not self.committed:
+            if not self.committed and not self.readonly:
                 await self.session.rollback()
         finally:
             await self.session.close()
