@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 4
 
-.PHONY: run test install check pytest bench openapi clean
+.PHONY: run test install check pytest bench lock openapi clean
 
 run: $(STAMP)
 	$(BIN)/tienda dev
@@ -35,6 +35,11 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(ARGS)
+
+# After changing dependencies in pyproject.toml: re-pin every package, with hashes.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --generate-hashes
 
 openapi: $(STAMP)
 	$(BIN)/tienda openapi --output docs/openapi.yaml
