@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
     password_hash_parallelism: int = 4
+    password_hash_concurrency: int = Field(
+        default=2, description="Hashes computed at once per process; each holds the memory cost."
+    )
     service_token: SecretStr | None = None
 
     # Throttling.

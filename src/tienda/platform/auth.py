@@ -35,7 +35,10 @@ class Role(StrEnum):
 class PasswordHasher:
     """argon2id; parameters come from settings so tests can make hashing cheap."""
 
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, concurrency: int = 2) -> None:
+        # Each hash holds `memory_kib` while it runs: at most `concurrency` at once per process
+        # keeps a worker's memory bounded (64 MiB x 2) however many logins arrive together.
+        self._slots = asyncio.Semaphore(concurrency)
         self._hasher = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID)
         # Verifying against this keeps an unknown e-mail as slow as a wrong password.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
@@ -43,10 +46,12 @@ class PasswordHasher:
     # argon2 takes tens of milliseconds of CPU by design and releases the GIL while it
     # works: run it in a thread so one login does not stall every other request.
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
-        return await asyncio.to_thread(self.verify_now, password_hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self.verify_now, password_hash, password)
 
     def verify_now(self, password_hash: str | None, password: str) -> bool:
         try:

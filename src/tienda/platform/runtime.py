@@ -76,6 +76,7 @@ class Platform:
                 time_cost=settings.password_hash_time_cost,
                 memory_kib=settings.password_hash_memory_kib,
                 parallelism=settings.password_hash_parallelism,
+                concurrency=settings.password_hash_concurrency,
             ),
             mailer=mailer,
             databases=databases,
