@@ -46,6 +46,14 @@ MODULE = BenchModule(
             ceiling="argon2",
         ),
         Scenario(
+            name="healthz",
+            description="GET /healthz: the shop's own stack with no I/O (framework floor); "
+            "read get_profile against it to see what auth and the database add.",
+            concurrencies=(32,),
+            lua="healthz.lua",
+            rows=lambda target: [],
+        ),
+        Scenario(
             name="get_profile",
             description="GET /api/v1/users/{userId} with that user's bearer token, spread over 2,000 users: "
             "JWT check, revocation lookup in Redis, one indexed SELECT.",
