@@ -15,7 +15,7 @@ import typer
 import yaml
 from pydantic import SecretStr
 
-from tienda.app import ALL_MODULES, build_platform, create_app, select_modules
+from tienda.app import build_platform, create_app, select_modules
 from tienda.platform.auth import Role
 from tienda.platform.migrations import make_revision
 from tienda.platform.runtime import Platform
@@ -268,6 +268,3 @@ def makemigrations(
 
 def main() -> None:
     app()
-
-
-__all__ = ["ALL_MODULES", "app", "main"]

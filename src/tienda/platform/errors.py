@@ -112,12 +112,6 @@ class Conflict(AppError):
     message = "Conflict"
 
 
-class PayloadTooLarge(AppError):
-    status = 413
-    code = "PAYLOAD_TOO_LARGE"
-    message = "Request body too large"
-
-
 class RateLimited(AppError):
     status = 429
     code = "RATE_LIMITED"

@@ -11,7 +11,3 @@ def new_public_id(prefix: str, length: int = 12) -> str:
     """`u_` + 12 random characters: about 61 bits, unguessable and unique in practice
     (a unique index stands behind it)."""
     return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
-
-
-def has_prefix(value: str, prefix: str) -> bool:
-    return value.startswith(prefix + "_") and 2 < len(value) <= 64
