@@ -52,36 +52,37 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+async def _admin(admin_url: str, statement: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 async def create_database(kind: str) -> tuple[str, str]:
     """Creates a throwaway database on the server; returns (its URL, the admin URL)."""
     admin_url = url_of(kind)
     name = f"tienda_test_{_worker()}_{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    if kind == "postgres":
+        statement = f'CREATE DATABASE "{name}"'
+    else:
+        statement = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
     try:
-        async with engine.connect() as conn:
-            if kind == "postgres":
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-            else:
-                await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+        await _admin(admin_url, statement)
     except OSError as exc:
         unreachable(kind, exc)
     except Exception as exc:
         if "connect" in repr(exc).lower():
             unreachable(kind, exc)
         raise
-    finally:
-        await engine.dispose()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False), admin_url
 
 
 async def drop_database(kind: str, url: str, admin_url: str) -> None:
     name = make_url(url).database
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            if kind == "postgres":
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    finally:
-        await engine.dispose()
+    if kind == "postgres":
+        await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        await _admin(admin_url, f"DROP DATABASE IF EXISTS `{name}`")

@@ -51,7 +51,7 @@ async def database_urls(tmp_root: Path) -> AsyncIterator[dict[str, str]]:
                     url, admin = await backends.create_database(kind)
                     created[kind] = (url, admin)
                     urls[kind] = url
-                platform = Platform.build(_settings(tmp_root, urls[kind]), ALL_MODULES)
+                platform = Platform.build(shop_settings(tmp_root, urls[kind]), ALL_MODULES)
                 try:
                     await platform.migrate()
                 finally:
@@ -64,7 +64,7 @@ async def database_urls(tmp_root: Path) -> AsyncIterator[dict[str, str]]:
         await backends.drop_database(kind, url, admin)
 
 
-def _settings(
+def shop_settings(
     data_dir: Path, database_url: str, redis_url: str | None = None, redis_prefix: str = "tienda:", **extra: Any
 ) -> Settings:
     return Settings(
@@ -196,7 +196,7 @@ async def shop(
     backend: str, database_urls: Any, redis_url: str | None, redis_prefix: str, tmp_path: Path
 ) -> AsyncIterator[Shop]:
     url = await database_urls.get_url(backend)
-    settings = _settings(tmp_path, url, redis_url, redis_prefix)
+    settings = shop_settings(tmp_path, url, redis_url, redis_prefix)
     clock = FrozenClock()
     platform = Platform.build(settings, ALL_MODULES, clock=clock)
     await _empty_tables(platform)

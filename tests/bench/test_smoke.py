@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import ceilings, data, flows, measure, results, scenarios, servers, wrk
 from tests import backends
-from tests.conftest import Shop
+from tests.conftest import Shop, shop_settings
 from tienda.app import ALL_MODULES
 from tienda.platform.runtime import Platform
-from tienda.settings import Settings
 
 # One import style for the harness: ruff would take `bench.x` for a third party (tests/bench
 # makes it guess that `bench` is first-party only at the top level).
@@ -160,15 +159,7 @@ class TestAsyncioClient:
 class TestLoader:
     async def test_loads_the_same_users_every_time_with_a_working_password(self, tmp_path: Path) -> None:
         url, admin = await backends.create_database("postgres")
-        settings = Settings(
-            env="test",
-            data_dir=tmp_path,
-            database_url=url,
-            jwt_secret="bench-smoke-secret",  # type: ignore[arg-type]
-            password_hash_time_cost=1,
-            password_hash_memory_kib=1024,
-            password_hash_parallelism=1,
-        )
+        settings = shop_settings(tmp_path, url)
         platform = Platform.build(settings, ALL_MODULES)
         try:
             await platform.migrate()
