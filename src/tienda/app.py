@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from tienda import __version__
+from tienda.catalog.module import MODULE as CATALOG
 from tienda.platform import web
 from tienda.platform.clock import Clock
 from tienda.platform.modules import ModuleSpec
@@ -19,7 +20,7 @@ from tienda.platform.runtime import Platform
 from tienda.settings import Settings
 from tienda.users.module import MODULE as USERS
 
-ALL_MODULES: tuple[ModuleSpec, ...] = (USERS,)
+ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, CATALOG)
 
 API_PREFIX = "/api/v1"
 ALIAS_PREFIX = "/api"
@@ -87,6 +88,7 @@ def create_app(
         lifespan=lifespan,
         openapi_tags=[
             {"name": "users", "description": "Registration, sessions, passwords, profiles and addresses."},
+            {"name": "catalog", "description": "Products with variants and images, categories, publishing."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )

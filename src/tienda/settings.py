@@ -15,9 +15,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MODULES = ("users",)
-"""The modules that own a database. Grows as modules land."""
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIENDA_", extra="ignore")
@@ -32,6 +29,7 @@ class Settings(BaseSettings):
         description="Shared SQLAlchemy async URL; default: a SQLite file per module under the data dir.",
     )
     users_database_url: str | None = None
+    catalog_database_url: str | None = None
     db_pool_size: int = Field(default=20, description="Connections per process and module database (+50% overflow).")
     db_echo: bool = False
 

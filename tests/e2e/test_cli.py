@@ -152,6 +152,7 @@ class TestCommands:
 
         assert result.returncode == 0, result.stderr
         assert (data_dir / "users.db").exists()
+        assert (data_dir / "catalog.db").exists()
 
     def test_create_admin_refuses_a_short_password(self, data_dir: Path) -> None:
         result = _cli("create-admin", "--email", "a@example.com", "--password", "short", "--data-dir", str(data_dir))

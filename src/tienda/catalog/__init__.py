@@ -1,0 +1,1 @@
+"""Catalog: categories, products with variants and images, publishing."""

@@ -1,0 +1,320 @@
+"""Use cases of the catalog. Each takes a unit of work and keyword arguments, flushes, and
+leaves the commit to its caller; every change publishes its event in the same transaction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from slugify import slugify
+from sqlalchemy.exc import IntegrityError
+
+from tienda.catalog import events, repository
+from tienda.catalog.errors import (
+    CategoryCycle,
+    CategoryInUse,
+    CategoryNotFound,
+    ImageLimitReached,
+    ProductDeleted,
+    ProductIdTaken,
+    ProductNotFound,
+    SkuTaken,
+    SlugTaken,
+    UnknownCategory,
+    UnknownVariant,
+)
+from tienda.catalog.models import Category, Image, Product, Variant
+from tienda.catalog.schemas import CategoryRead, ImageIn, ImageRead, ProductRead, VariantIn, VariantRead
+from tienda.platform.clock import Clock
+from tienda.platform.db import UnitOfWork
+from tienda.platform.errors import ErrorDetail
+from tienda.platform.ids import new_public_id
+
+MAX_IMAGES = 20
+
+
+@dataclass
+class CatalogService:
+    clock: Clock
+
+    # -- categories ---------------------------------------------------------------------
+
+    async def create_category(
+        self, uow: UnitOfWork, *, name: str, slug: str | None, parent_id: str | None
+    ) -> CategoryRead:
+        parent = await self._parent(uow, parent_id)
+        slug = slug or slugify(name) or new_public_id("c")
+        if await repository.category_by_slug(uow.session, slug) is not None:
+            raise SlugTaken()
+        category = Category(
+            category_id=new_public_id("cat"),
+            name=name,
+            slug=slug,
+            parent_id=parent.id if parent else None,
+            created_at=self.clock.now(),
+        )
+        uow.session.add(category)
+        await self._flush(uow, SlugTaken)
+        return self._category_read(category, parent.category_id if parent else None)
+
+    async def categories(self, uow: UnitOfWork, *, offset: int, limit: int) -> tuple[list[CategoryRead], int]:
+        rows, total = await repository.categories(uow.session, offset=offset, limit=limit)
+        parents = await repository.public_ids_of_categories(uow.session, {r.parent_id for r in rows if r.parent_id})
+        return [self._category_read(r, parents.get(r.parent_id) if r.parent_id else None) for r in rows], total
+
+    async def category(self, uow: UnitOfWork, *, category_id: str) -> CategoryRead:
+        category = await self._category(uow, category_id)
+        parent = await repository.category_by_pk(uow.session, category.parent_id) if category.parent_id else None
+        return self._category_read(category, parent.category_id if parent else None)
+
+    async def update_category(self, uow: UnitOfWork, *, category_id: str, changes: dict[str, Any]) -> CategoryRead:
+        category = await self._category(uow, category_id)
+        if "parent_id" in changes:
+            parent = await self._parent(uow, changes["parent_id"])
+            if parent is not None:
+                await self._refuse_cycle(uow, moving=category, under=parent)
+            category.parent_id = parent.id if parent else None
+        if "slug" in changes and changes["slug"] != category.slug:
+            if await repository.category_by_slug(uow.session, changes["slug"]) is not None:
+                raise SlugTaken()
+            category.slug = changes["slug"]
+        if "name" in changes:
+            category.name = changes["name"]
+        await self._flush(uow, SlugTaken)
+        return await self.category(uow, category_id=category_id)
+
+    async def delete_category(self, uow: UnitOfWork, *, category_id: str) -> None:
+        category = await self._category(uow, category_id)
+        if await repository.category_in_use(uow.session, category.id):
+            raise CategoryInUse()
+        await uow.session.delete(category)
+        await uow.session.flush()
+
+    async def _category(self, uow: UnitOfWork, category_id: str) -> Category:
+        category = await repository.category(uow.session, category_id)
+        if category is None:
+            raise CategoryNotFound()
+        return category
+
+    async def _parent(self, uow: UnitOfWork, category_id: str | None) -> Category | None:
+        if category_id is None:
+            return None
+        category = await repository.category(uow.session, category_id)
+        if category is None:
+            raise UnknownCategory(details=[ErrorDetail(field="body.categoryId", message=category_id)])
+        return category
+
+    async def _refuse_cycle(self, uow: UnitOfWork, *, moving: Category, under: Category) -> None:
+        """Walk up from the new parent: meeting the moving category means a cycle."""
+        node: Category | None = under
+        seen: set[int] = set()
+        while node is not None and node.id not in seen:
+            if node.id == moving.id:
+                raise CategoryCycle()
+            seen.add(node.id)
+            node = await repository.category_by_pk(uow.session, node.parent_id) if node.parent_id else None
+
+    @staticmethod
+    def _category_read(category: Category, parent_id: str | None) -> CategoryRead:
+        return CategoryRead(
+            category_id=category.category_id,
+            name=category.name,
+            slug=category.slug,
+            parent_id=parent_id,
+            created_at=category.created_at,
+        )
+
+    # -- products -----------------------------------------------------------------------
+
+    async def create_product(
+        self, uow: UnitOfWork, *, fields: dict[str, Any], variants: list[VariantIn], images: list[Any]
+    ) -> ProductRead:
+        product_id = fields.pop("product_id", None) or new_public_id("p")
+        if await repository.product_id_exists(uow.session, product_id):
+            raise ProductIdTaken()
+        category = await self._parent(uow, fields.pop("category_id", None))
+        await self._refuse_taken_skus(uow, fields.get("sku"), variants, product_pk=None)
+        now = self.clock.now()
+        product = Product(
+            product_id=product_id,
+            category_id=category.id if category else None,
+            price_currency=fields.pop("currency"),
+            is_active=False,
+            created_at=now,
+            updated_at=now,
+            variants=[self._new_variant(v, now) for v in variants],
+            images=[self._new_image(image, position) for position, image in enumerate(images)],
+            **fields,
+        )
+        uow.session.add(product)
+        await self._flush(uow, SkuTaken)
+        read = await self._product_read(uow, product)
+        await uow.publish(
+            events.PRODUCT_CREATED,
+            {"productId": product_id, "product": read.model_dump(mode="json", by_alias=True)},
+            at=now,
+        )
+        return read
+
+    async def product(self, uow: UnitOfWork, *, product_id: str, admin: bool) -> ProductRead:
+        product = await repository.product(uow.session, product_id)
+        if product is None or (not admin and (not product.is_active or product.deleted_at is not None)):
+            raise ProductNotFound()
+        return await self._product_read(uow, product)
+
+    async def update_product(
+        self,
+        uow: UnitOfWork,
+        *,
+        product_id: str,
+        changes: dict[str, Any],
+        variants: list[VariantIn] | None,
+        images: list[Any] | None,
+    ) -> ProductRead:
+        product = await self._product(uow, product_id)
+        now = self.clock.now()
+        if "category_id" in changes:
+            category = await self._parent(uow, changes.pop("category_id"))
+            product.category_id = category.id if category else None
+        if "currency" in changes:
+            product.price_currency = changes.pop("currency")
+        await self._refuse_taken_skus(uow, changes.get("sku"), variants or [], product_pk=product.id)
+        for name, value in changes.items():
+            setattr(product, name, value)
+        if variants is not None:
+            self._apply_variants(product, variants, now)
+        if images is not None:
+            product.images = [self._new_image(image, position) for position, image in enumerate(images)]
+        product.updated_at = now
+        await self._flush(uow, SkuTaken)
+        return await self._changed(uow, product, events.PRODUCT_UPDATED)
+
+    async def delete_product(self, uow: UnitOfWork, *, product_id: str, hard: bool) -> None:
+        product = await self._product(uow, product_id)
+        now = self.clock.now()
+        if hard:
+            await uow.session.delete(product)
+        elif product.deleted_at is None:
+            product.deleted_at = now
+            product.updated_at = now
+        await uow.session.flush()
+        await uow.publish(events.PRODUCT_DELETED, {"productId": product_id, "hard": hard}, at=now)
+
+    async def set_published(self, uow: UnitOfWork, *, product_id: str, published: bool) -> ProductRead:
+        product = await self._product(uow, product_id)
+        if published and product.deleted_at is not None:
+            raise ProductDeleted()
+        product.is_active = published
+        product.updated_at = self.clock.now()
+        await uow.session.flush()
+        return await self._changed(uow, product, events.PRODUCT_PUBLISHED if published else events.PRODUCT_UNPUBLISHED)
+
+    async def add_image(self, uow: UnitOfWork, *, product_id: str, image: ImageIn) -> ImageRead:
+        product = await self._product(uow, product_id)
+        if len(product.images) >= MAX_IMAGES:
+            raise ImageLimitReached()
+        ordered = list(product.images)
+        position = len(ordered) if image.position is None else min(image.position, len(ordered))
+        added = Image(url=image.url, alt_text=image.alt_text)
+        ordered.insert(position, added)
+        for index, each in enumerate(ordered):
+            each.sort_order = index
+            each.is_primary = index == 0
+        product.images = ordered
+        product.updated_at = self.clock.now()
+        await uow.session.flush()
+        await self._changed(uow, product, events.PRODUCT_UPDATED)
+        return ImageRead(url=added.url, alt_text=added.alt_text, position=position, is_primary=position == 0)
+
+    async def _product(self, uow: UnitOfWork, product_id: str) -> Product:
+        product = await repository.product(uow.session, product_id, for_update=True)
+        if product is None:
+            raise ProductNotFound()
+        return product
+
+    async def _changed(self, uow: UnitOfWork, product: Product, event_type: str) -> ProductRead:
+        read = await self._product_read(uow, product)
+        payload = {"productId": product.product_id, "product": read.model_dump(mode="json", by_alias=True)}
+        await uow.publish(event_type, payload, at=product.updated_at)
+        return read
+
+    async def _refuse_taken_skus(
+        self, uow: UnitOfWork, sku: str | None, variants: list[VariantIn], *, product_pk: int | None
+    ) -> None:
+        wanted = [s for s in [sku, *(v.sku for v in variants)] if s is not None]
+        repeated = {s for s, n in Counter(wanted).items() if n > 1}
+        taken = repeated | await repository.skus_in_use(uow.session, set(wanted), except_product_pk=product_pk)
+        if taken:
+            raise SkuTaken(details=[ErrorDetail(field="sku", message=s) for s in sorted(taken)])
+
+    def _apply_variants(self, product: Product, wanted: list[VariantIn], now: Any) -> None:
+        by_id = {v.variant_id: v for v in product.variants}
+        unknown = [w.variant_id for w in wanted if w.variant_id is not None and w.variant_id not in by_id]
+        if unknown:
+            raise UnknownVariant(
+                details=[ErrorDetail(field="body.variants.variantId", message=v) for v in unknown if v]
+            )
+        kept: list[Variant] = []
+        for w in wanted:
+            if w.variant_id is None:
+                kept.append(self._new_variant(w, now))
+                continue
+            variant = by_id[w.variant_id]
+            sent = w.model_fields_set
+            if "sku" in sent:
+                variant.sku = w.sku
+            if "attributes" in sent:
+                variant.attributes = dict(w.attributes)
+            if "price" in sent:
+                variant.price = w.price
+            kept.append(variant)
+        product.variants = kept
+
+    @staticmethod
+    def _new_variant(v: VariantIn, now: Any) -> Variant:
+        return Variant(
+            variant_id=new_public_id("v"), sku=v.sku, attributes=dict(v.attributes), price=v.price, created_at=now
+        )
+
+    @staticmethod
+    def _new_image(image: Any, position: int) -> Image:
+        if isinstance(image, str):
+            return Image(url=image, alt_text=None, sort_order=position, is_primary=position == 0)
+        return Image(url=image.url, alt_text=image.alt_text, sort_order=position, is_primary=position == 0)
+
+    async def _product_read(self, uow: UnitOfWork, product: Product) -> ProductRead:
+        category = await repository.category_by_pk(uow.session, product.category_id) if product.category_id else None
+        return ProductRead(
+            product_id=product.product_id,
+            name=product.name,
+            sku=product.sku,
+            description=product.description,
+            price=product.price,
+            currency=product.price_currency,
+            brand=product.brand,
+            category_id=category.category_id if category else None,
+            weight_kg=product.weight_kg,
+            dimensions=product.dimensions,
+            variants=[
+                VariantRead(
+                    variant_id=v.variant_id,
+                    sku=v.sku,
+                    attributes=v.attributes,
+                    price=v.price if v.price is not None else product.price,
+                )
+                for v in product.variants
+            ],
+            images=[i.url for i in sorted(product.images, key=lambda i: (i.sort_order, i.id or 0))],
+            is_active=product.is_active,
+            deleted_at=product.deleted_at,
+            created_at=product.created_at,
+            updated_at=product.updated_at,
+        )
+
+    @staticmethod
+    async def _flush(uow: UnitOfWork, conflict: type[Exception]) -> None:
+        try:
+            await uow.session.flush()
+        except IntegrityError as exc:  # a concurrent writer took the slug or SKU first
+            raise conflict() from exc
