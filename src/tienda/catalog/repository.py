@@ -31,7 +31,7 @@ async def public_ids_of_categories(session: AsyncSession, pks: set[int]) -> dict
     if not pks:
         return {}
     rows = await session.execute(select(Category.id, Category.category_id).where(Category.id.in_(pks)))
-    return dict(rows.tuples())
+    return {row.id: row.category_id for row in rows}
 
 
 async def category_in_use(session: AsyncSession, pk: int) -> bool:

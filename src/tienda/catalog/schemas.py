@@ -7,7 +7,15 @@ from decimal import Decimal
 from typing import Annotated, Self
 
 import pycountry
-from pydantic import AfterValidator, Field, PlainSerializer, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from tienda.platform.money import Amount
 from tienda.platform.schemas import ReadSchema, Schema, examples
@@ -51,7 +59,7 @@ def _weight(value: Decimal) -> Decimal:
     return value
 
 
-Weight = Annotated[Decimal, Field(ge=0, max_digits=8), AfterValidator(_weight)]
+Weight = Annotated[Decimal, Field(ge=0, max_digits=8, decimal_places=3), AfterValidator(_weight)]
 
 
 # -- categories -------------------------------------------------------------------------
@@ -124,7 +132,13 @@ class ImageIn(Schema):
     position: int | None = Field(default=None, ge=0, le=1000, description="0 is the primary image.")
 
 
-ImageItem = ImageUrl | ImageIn
+def _url_as_image(value: object) -> object:
+    return {"url": value} if isinstance(value, str) else value
+
+
+ImageItem = Annotated[
+    ImageIn, BeforeValidator(_url_as_image), Field(description="An image URL, or {url, altText?, position?}.")
+]
 
 
 class ProductCreate(Schema):

@@ -128,13 +128,13 @@ class CatalogService:
     # -- products -----------------------------------------------------------------------
 
     async def create_product(
-        self, uow: UnitOfWork, *, fields: dict[str, Any], variants: list[VariantIn], images: list[Any]
+        self, uow: UnitOfWork, *, fields: dict[str, Any], variants: list[VariantIn], images: list[ImageIn]
     ) -> ProductRead:
         product_id = fields.pop("product_id", None) or new_public_id("p")
         if await repository.product_id_exists(uow.session, product_id):
             raise ProductIdTaken()
         category = await self._parent(uow, fields.pop("category_id", None))
-        await self._refuse_taken_skus(uow, fields.get("sku"), variants, product_pk=None)
+        await self._refuse_taken_skus(uow, [fields.get("sku"), *(v.sku for v in variants)], product_pk=None)
         now = self.clock.now()
         product = Product(
             product_id=product_id,
@@ -144,7 +144,7 @@ class CatalogService:
             created_at=now,
             updated_at=now,
             variants=[self._new_variant(v, now) for v in variants],
-            images=[self._new_image(image, position) for position, image in enumerate(images)],
+            images=self._images(images),
             **fields,
         )
         uow.session.add(product)
@@ -170,7 +170,7 @@ class CatalogService:
         product_id: str,
         changes: dict[str, Any],
         variants: list[VariantIn] | None,
-        images: list[Any] | None,
+        images: list[ImageIn] | None,
     ) -> ProductRead:
         product = await self._product(uow, product_id)
         now = self.clock.now()
@@ -179,13 +179,13 @@ class CatalogService:
             product.category_id = category.id if category else None
         if "currency" in changes:
             product.price_currency = changes.pop("currency")
-        await self._refuse_taken_skus(uow, changes.get("sku"), variants or [], product_pk=product.id)
+        await self._refuse_taken_skus(uow, self._skus_after(product, changes, variants), product_pk=product.id)
         for name, value in changes.items():
             setattr(product, name, value)
         if variants is not None:
-            self._apply_variants(product, variants, now)
+            await self._apply_variants(uow, product, variants, now)
         if images is not None:
-            product.images = [self._new_image(image, position) for position, image in enumerate(images)]
+            product.images = self._images(images)
         product.updated_at = now
         await self._flush(uow, SkuTaken)
         return await self._changed(uow, product, events.PRODUCT_UPDATED)
@@ -239,22 +239,38 @@ class CatalogService:
         await uow.publish(event_type, payload, at=product.updated_at)
         return read
 
-    async def _refuse_taken_skus(
-        self, uow: UnitOfWork, sku: str | None, variants: list[VariantIn], *, product_pk: int | None
-    ) -> None:
-        wanted = [s for s in [sku, *(v.sku for v in variants)] if s is not None]
+    @staticmethod
+    def _skus_after(product: Product, changes: dict[str, Any], variants: list[VariantIn] | None) -> list[str | None]:
+        """Every SKU the product and its variants will carry once the update is applied."""
+        skus: list[str | None] = [changes.get("sku", product.sku)]
+        if variants is None:
+            return skus + [v.sku for v in product.variants]
+        current = {v.variant_id: v.sku for v in product.variants}
+        for wanted in variants:
+            if wanted.variant_id is not None and "sku" not in wanted.model_fields_set:
+                skus.append(current.get(wanted.variant_id))
+            else:
+                skus.append(wanted.sku)
+        return skus
+
+    async def _refuse_taken_skus(self, uow: UnitOfWork, skus: list[str | None], *, product_pk: int | None) -> None:
+        wanted = [s for s in skus if s is not None]
         repeated = {s for s, n in Counter(wanted).items() if n > 1}
         taken = repeated | await repository.skus_in_use(uow.session, set(wanted), except_product_pk=product_pk)
         if taken:
             raise SkuTaken(details=[ErrorDetail(field="sku", message=s) for s in sorted(taken)])
 
-    def _apply_variants(self, product: Product, wanted: list[VariantIn], now: Any) -> None:
+    async def _apply_variants(self, uow: UnitOfWork, product: Product, wanted: list[VariantIn], now: Any) -> None:
         by_id = {v.variant_id: v for v in product.variants}
         unknown = [w.variant_id for w in wanted if w.variant_id is not None and w.variant_id not in by_id]
         if unknown:
             raise UnknownVariant(
                 details=[ErrorDetail(field="body.variants.variantId", message=v) for v in unknown if v]
             )
+        # Removed variants go first, so a new variant may take over a removed one's SKU.
+        keep_ids = {w.variant_id for w in wanted if w.variant_id is not None}
+        product.variants = [v for v in product.variants if v.variant_id in keep_ids]
+        await uow.session.flush()
         kept: list[Variant] = []
         for w in wanted:
             if w.variant_id is None:
@@ -278,10 +294,16 @@ class CatalogService:
         )
 
     @staticmethod
-    def _new_image(image: Any, position: int) -> Image:
-        if isinstance(image, str):
-            return Image(url=image, alt_text=None, sort_order=position, is_primary=position == 0)
-        return Image(url=image.url, alt_text=image.alt_text, sort_order=position, is_primary=position == 0)
+    def _images(images: list[ImageIn]) -> list[Image]:
+        """In `position` order where given (a stable sort keeps the rest in list order);
+        the first is the primary image."""
+        ordered = sorted(
+            enumerate(images), key=lambda pair: pair[1].position if pair[1].position is not None else pair[0]
+        )
+        return [
+            Image(url=image.url, alt_text=image.alt_text, sort_order=index, is_primary=index == 0)
+            for index, (_, image) in enumerate(ordered)
+        ]
 
     async def _product_read(self, uow: UnitOfWork, product: Product) -> ProductRead:
         category = await repository.category_by_pk(uow.session, product.category_id) if product.category_id else None
@@ -316,5 +338,8 @@ class CatalogService:
     async def _flush(uow: UnitOfWork, conflict: type[Exception]) -> None:
         try:
             await uow.session.flush()
-        except IntegrityError as exc:  # a concurrent writer took the slug or SKU first
+        except IntegrityError as exc:  # a concurrent writer took the slug, id or SKU first
+            message = str(exc.orig)
+            if "uq_products_product_id" in message or "products.product_id" in message:
+                raise ProductIdTaken() from exc
             raise conflict() from exc

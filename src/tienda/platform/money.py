@@ -22,7 +22,7 @@ def _two_places(value: Decimal) -> Decimal:
 
 Amount = Annotated[
     Decimal,
-    Field(ge=0, max_digits=12, json_schema_extra={"type": "number"}),
+    Field(ge=0, max_digits=12, decimal_places=2, json_schema_extra={"type": "number"}),
     AfterValidator(_two_places),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
