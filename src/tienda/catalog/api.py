@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -14,8 +15,10 @@ from tienda.catalog.schemas import (
     ImageIn,
     ImageRead,
     ProductCreate,
+    ProductPage,
     ProductRead,
     ProductUpdate,
+    Sort,
 )
 from tienda.catalog.service import CatalogService
 from tienda.platform.auth import Admin, OptionalUser
@@ -125,6 +128,37 @@ async def create_product(body: ProductCreate, _admin: Admin, service: Service, u
     created = await service.create_product(uow, fields=fields, variants=body.variants, images=body.images)
     await uow.commit()
     return created
+
+
+@products.get(
+    "",
+    summary="List published products with facets",
+    description="Filters combine; `category` (a `cat_` id or a slug) includes its sub-categories. Facets "
+    "(brand, category, price range) are counted over the whole filtered result.",
+    response_model=ProductPage,
+    responses=error_responses(400),
+)
+async def list_products(
+    service: Service,
+    uow: ReadUow,
+    page: PageQuery,
+    category: Annotated[str | None, Query(max_length=255, description="A category id or slug.")] = None,
+    brand: Annotated[str | None, Query(max_length=255)] = None,
+    minPrice: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
+    maxPrice: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
+    sort: Sort = "newest",
+) -> ProductPage:
+    items, total, facets = await service.listing(
+        uow,
+        category=category,
+        brand=brand,
+        min_price=minPrice,
+        max_price=maxPrice,
+        sort=sort,
+        offset=page.offset,
+        limit=page.size,
+    )
+    return ProductPage(items=items, page=page.page, size=page.size, total=total, facets=facets)
 
 
 @products.get(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from decimal import Decimal
+from typing import Any, TypeVarTuple
+
+from sqlalchemy import ColumnElement, Select, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from tienda.catalog.models import Category, Product, Variant
+
+_Ts = TypeVarTuple("_Ts")
 
 
 async def category(session: AsyncSession, category_id: str) -> Category | None:
@@ -66,3 +71,75 @@ async def skus_in_use(session: AsyncSession, skus: set[str], *, except_product_p
         variants = variants.where(Variant.product_id != except_product_pk)
     used = set(await session.scalars(products)) | set(await session.scalars(variants))
     return {sku for sku in used if sku is not None}
+
+
+def _visible(
+    query: Select[*_Ts],
+    *,
+    category_pks: set[int] | None,
+    brand: str | None,
+    min_price: Decimal | None,
+    max_price: Decimal | None,
+) -> Select[*_Ts]:
+    query = query.where(Product.is_active.is_(True), Product.deleted_at.is_(None))
+    if category_pks is not None:
+        query = query.where(Product.category_id.in_(category_pks))
+    if brand is not None:
+        query = query.where(Product.brand == brand)
+    if min_price is not None:
+        query = query.where(Product.price >= min_price)
+    if max_price is not None:
+        query = query.where(Product.price <= max_price)
+    return query
+
+
+SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
+    "price_asc": (Product.price.asc(), Product.id.asc()),
+    "price_desc": (Product.price.desc(), Product.id.desc()),
+    "newest": (Product.created_at.desc(), Product.id.desc()),
+    "name_asc": (Product.name.asc(), Product.id.asc()),
+}
+
+
+async def listing(
+    session: AsyncSession, *, filters: dict[str, Any], sort: str, offset: int, limit: int
+) -> tuple[list[Product], int]:
+    total = await session.scalar(_visible(select(func.count(Product.id)), **filters)) or 0
+    query = _visible(select(Product), **filters).options(selectinload(Product.images))
+    rows = await session.scalars(query.order_by(*SORTS[sort]).offset(offset).limit(limit))
+    return list(rows), total
+
+
+async def brand_counts(session: AsyncSession, *, filters: dict[str, Any]) -> list[tuple[str, int]]:
+    query = _visible(select(Product.brand, func.count(Product.id)), **filters).where(Product.brand.is_not(None))
+    rows = await session.execute(query.group_by(Product.brand).order_by(func.count(Product.id).desc(), Product.brand))
+    return [(str(brand), int(count)) for brand, count in rows]
+
+
+async def category_counts(session: AsyncSession, *, filters: dict[str, Any]) -> list[tuple[str, str, int]]:
+    query = _visible(
+        select(Category.category_id, Category.name, func.count(Product.id)).join(
+            Category, Product.category_id == Category.id
+        ),
+        **filters,
+    )
+    rows = await session.execute(
+        query.group_by(Category.category_id, Category.name).order_by(func.count(Product.id).desc(), Category.name)
+    )
+    return [(public_id, name, int(count)) for public_id, name, count in rows]
+
+
+async def price_range_counts(
+    session: AsyncSession, *, filters: dict[str, Any], bounds: list[tuple[Decimal, Decimal | None]]
+) -> list[int]:
+    columns = [
+        func.sum(case(((Product.price >= low) & (Product.price < high if high is not None else true()), 1), else_=0))
+        for low, high in bounds
+    ]
+    row = (await session.execute(_visible(select(*columns), **filters))).one()
+    return [int(value or 0) for value in row]
+
+
+async def category_tree(session: AsyncSession) -> list[tuple[int, int | None, str, str]]:
+    rows = await session.execute(select(Category.id, Category.parent_id, Category.category_id, Category.slug))
+    return [(int(pk), parent, public_id, slug) for pk, parent, public_id, slug in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 import pycountry
 from pydantic import (
@@ -286,3 +286,79 @@ class ProductRead(ReadSchema):
     deleted_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+# -- listing ----------------------------------------------------------------------------
+
+Sort = Literal["price_asc", "price_desc", "newest", "name_asc"]
+
+
+class ProductSummary(ReadSchema):
+    product_id: str
+    name: str
+    price: Amount
+    currency: str
+    brand: str | None
+    category_id: str | None
+    image: str | None = Field(description="The primary image's URL.")
+    created_at: datetime
+
+
+class BrandFacet(ReadSchema):
+    value: str
+    count: int
+
+
+class CategoryFacet(ReadSchema):
+    category_id: str
+    name: str
+    count: int
+
+
+class PriceRangeFacet(ReadSchema):
+    min: Amount
+    max: Amount | None = Field(description="Exclusive; null for the open top range.")
+    count: int
+
+
+class Facets(ReadSchema):
+    brands: list[BrandFacet]
+    categories: list[CategoryFacet]
+    price_ranges: list[PriceRangeFacet]
+
+
+class ProductPage(ReadSchema):
+    """A page of published products with facets counted over the whole filtered result."""
+
+    model_config = ReadSchema.model_config | {
+        "json_schema_extra": examples(
+            {
+                "items": [
+                    {
+                        "productId": "p_4m8k2x9q7w3e",
+                        "name": "Men's T-Shirt",
+                        "price": 499.0,
+                        "currency": "INR",
+                        "brand": "BrandX",
+                        "categoryId": "cat_9f2k3m4n5p6q",
+                        "image": "https://cdn.example.com/p1.jpg",
+                        "createdAt": "2026-11-25T18:05:07Z",
+                    }
+                ],
+                "page": 1,
+                "size": 20,
+                "total": 1,
+                "facets": {
+                    "brands": [{"value": "BrandX", "count": 1}],
+                    "categories": [{"categoryId": "cat_9f2k3m4n5p6q", "name": "T-Shirts", "count": 1}],
+                    "priceRanges": [{"min": 0, "max": 500, "count": 1}, {"min": 5000, "max": None, "count": 0}],
+                },
+            }
+        )
+    }
+
+    items: list[ProductSummary]
+    page: int
+    size: int
+    total: int
+    facets: Facets

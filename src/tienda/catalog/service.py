@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from slugify import slugify
@@ -25,13 +26,32 @@ from tienda.catalog.errors import (
     UnknownVariant,
 )
 from tienda.catalog.models import Category, Image, Product, Variant
-from tienda.catalog.schemas import CategoryRead, ImageIn, ImageRead, ProductRead, VariantIn, VariantRead
+from tienda.catalog.schemas import (
+    BrandFacet,
+    CategoryFacet,
+    CategoryRead,
+    Facets,
+    ImageIn,
+    ImageRead,
+    PriceRangeFacet,
+    ProductRead,
+    ProductSummary,
+    VariantIn,
+    VariantRead,
+)
 from tienda.platform.clock import Clock
 from tienda.platform.db import UnitOfWork
-from tienda.platform.errors import ErrorDetail
+from tienda.platform.errors import BadRequest, ErrorDetail
 from tienda.platform.ids import new_public_id
 
 MAX_IMAGES = 20
+PRICE_RANGES: list[tuple[Decimal, Decimal | None]] = [
+    (Decimal(0), Decimal(500)),
+    (Decimal(500), Decimal(1000)),
+    (Decimal(1000), Decimal(2500)),
+    (Decimal(2500), Decimal(5000)),
+    (Decimal(5000), None),
+]
 
 
 @dataclass
@@ -124,6 +144,73 @@ class CatalogService:
             parent_id=parent_id,
             created_at=category.created_at,
         )
+
+    # -- listing ------------------------------------------------------------------------
+
+    async def listing(
+        self,
+        uow: UnitOfWork,
+        *,
+        category: str | None,
+        brand: str | None,
+        min_price: Decimal | None,
+        max_price: Decimal | None,
+        sort: str,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[ProductSummary], int, Facets]:
+        """Published products; a category filter (id or slug) includes its sub-categories."""
+        if min_price is not None and max_price is not None and min_price > max_price:
+            raise BadRequest("minPrice is above maxPrice", code="VALIDATION_FAILED")
+        filters: dict[str, Any] = {
+            "category_pks": await self._subtree(uow, category) if category else None,
+            "brand": brand,
+            "min_price": min_price,
+            "max_price": max_price,
+        }
+        rows, total = await repository.listing(uow.session, filters=filters, sort=sort, offset=offset, limit=limit)
+        public = await repository.public_ids_of_categories(uow.session, {r.category_id for r in rows if r.category_id})
+        items = [
+            ProductSummary(
+                product_id=r.product_id,
+                name=r.name,
+                price=r.price,
+                currency=r.price_currency,
+                brand=r.brand,
+                category_id=public.get(r.category_id) if r.category_id else None,
+                image=min(r.images, key=lambda i: (i.sort_order, i.id)).url if r.images else None,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+        counts = await repository.price_range_counts(uow.session, filters=filters, bounds=PRICE_RANGES)
+        facets = Facets(
+            brands=[
+                BrandFacet(value=b, count=n) for b, n in await repository.brand_counts(uow.session, filters=filters)
+            ],
+            categories=[
+                CategoryFacet(category_id=c, name=name, count=n)
+                for c, name, n in await repository.category_counts(uow.session, filters=filters)
+            ],
+            price_ranges=[
+                PriceRangeFacet(min=low, max=high, count=n) for (low, high), n in zip(PRICE_RANGES, counts, strict=True)
+            ],
+        )
+        return items, total, facets
+
+    async def _subtree(self, uow: UnitOfWork, category: str) -> set[int]:
+        tree = await repository.category_tree(uow.session)
+        root = next((pk for pk, _, public_id, slug in tree if category in (public_id, slug)), None)
+        if root is None:
+            raise UnknownCategory(details=[ErrorDetail(field="query.category", message=category)])
+        children: dict[int | None, list[int]] = {}
+        for pk, parent, _, _ in tree:
+            children.setdefault(parent, []).append(pk)
+        found, frontier = {root}, [root]
+        while frontier:
+            frontier = [child for pk in frontier for child in children.get(pk, []) if child not in found]
+            found.update(frontier)
+        return found
 
     # -- products -----------------------------------------------------------------------
 
