@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,12 +17,16 @@ import yaml
 from pydantic import SecretStr
 
 from tienda.app import build_platform, create_app, select_modules
+from tienda.catalog.seed import count_products, seed_catalog
 from tienda.platform.auth import Role
 from tienda.platform.migrations import make_revision
 from tienda.platform.runtime import Platform
 from tienda.settings import Settings
 from tienda.users.errors import EmailTaken
 from tienda.users.wiring import build_user_service
+
+DEV_PRODUCTS = 200
+"""Demo products `tienda dev` adds on first start."""
 
 app = typer.Typer(
     help="Tienda: an e-commerce backend. Run `tienda dev` to start a shop on this machine.", no_args_is_help=True
@@ -76,9 +81,36 @@ async def _bootstrap_dev(settings: Settings) -> list[str]:
                 lines.append(f"{role.value:<5}  {email:<22} {password}")
             credentials.write_text("\n".join(lines) + "\n")
             credentials.chmod(0o600)
+        if await count_products(platform.db("catalog")) == 0:
+            await seed_catalog(platform.db("catalog"), products=DEV_PRODUCTS, seed=1, now=platform.clock.now())
         return credentials.read_text().splitlines()
     finally:
         await platform.close()
+
+
+@app.command()
+def seed(
+    products: Annotated[int, typer.Option(min=0, max=10_000_000, help="How many products to add.")] = 200,
+    seed_number: Annotated[int, typer.Option("--seed", help="Same number, same catalog.")] = 1,
+    data_dir: DataDir = None,
+) -> None:
+    """Add a realistic demo catalog (categories, brands, variants, images, INR prices), made
+    deterministically from a seed number."""
+    settings = _settings(data_dir)
+    platform = build_platform(settings)
+
+    async def main() -> int:
+        try:
+            await platform.migrate()
+            return await seed_catalog(
+                platform.db("catalog"), products=products, seed=seed_number, now=platform.clock.now()
+            )
+        finally:
+            await platform.close()
+
+    started = time.perf_counter()
+    added = _run(main())
+    typer.echo(f"Added {added:,} products in {time.perf_counter() - started:.1f} s")
 
 
 @app.command()

@@ -94,6 +94,7 @@ class TestDev:
             token = login.json()["accessToken"]
             users = httpx.get(f"{server.base}/api/v1/users", headers={"Authorization": f"Bearer {token}"})
             assert users.json()["total"] == 2
+            assert httpx.get(f"{server.base}/api/products").json()["total"] == 200
 
             # The in-process relay mails the reset code into the data dir.
             assert (

@@ -1,0 +1,207 @@
+"""A realistic demo catalog, made deterministically from a seed number and bulk-inserted.
+
+`tienda seed --products N` and the first start of `tienda dev` use it. Same seed, same
+catalog: categories tree, brands, products with colour/size (or storage) variants, image
+URLs and INR prices. Rows go in with multi-row INSERTs in batches, so 100,000 products take
+seconds, not the hours one API call per product would.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from slugify import slugify
+from sqlalchemy import func, insert, select
+
+from tienda.catalog.models import Category, Image, Product, Variant
+from tienda.platform.db import Database
+
+_ALPHABET = "0123456789abcdefghijkmnopqrstuvwxyz"
+
+
+@dataclass(frozen=True)
+class Department:
+    name: str
+    children: tuple[str, ...]
+    brands: tuple[str, ...]
+    nouns: tuple[str, ...]
+    price: tuple[int, int]
+    axes: dict[str, tuple[str, ...]]
+
+
+DEPARTMENTS = (
+    Department(
+        "Clothing",
+        ("T-Shirts", "Shirts", "Jeans", "Jackets"),
+        ("Urban Loom", "Khadi Co", "Northwind", "Monsoon", "Blue Orbit"),
+        ("T-Shirt", "Shirt", "Jeans", "Jacket", "Hoodie", "Kurta"),
+        (299, 4999),
+        {"color": ("red", "blue", "black", "white", "green", "grey"), "size": ("S", "M", "L", "XL")},
+    ),
+    Department(
+        "Footwear",
+        ("Sneakers", "Sandals", "Formal Shoes"),
+        ("Stride", "Paduka", "Trailhead", "Metro Walk"),
+        ("Sneakers", "Sandals", "Loafers", "Running Shoes", "Boots"),
+        (499, 8999),
+        {"color": ("black", "white", "brown", "navy"), "size": ("6", "7", "8", "9", "10")},
+    ),
+    Department(
+        "Electronics",
+        ("Phones", "Laptops", "Headphones", "Smartwatches"),
+        ("Voltra", "Nimbus", "Quanta", "Sonik", "Pixelon"),
+        ("Smartphone", "Laptop", "Headphones", "Earbuds", "Smartwatch", "Tablet"),
+        (999, 149999),
+        {"color": ("black", "silver", "blue"), "storage": ("64GB", "128GB", "256GB")},
+    ),
+    Department(
+        "Home",
+        ("Kitchen", "Decor", "Bedding"),
+        ("Ghar", "Terracotta", "Nest & Co", "Brass Lane"),
+        ("Pressure Cooker", "Lamp", "Bedsheet", "Cushion Cover", "Dinner Set", "Wall Clock"),
+        (199, 12999),
+        {"color": ("red", "beige", "teal", "mustard")},
+    ),
+    Department(
+        "Books",
+        ("Fiction", "Non-fiction", "Children"),
+        ("Penguin Leaf", "Harbour Press", "Inkwell"),
+        ("Novel", "Biography", "Cookbook", "Atlas", "Poetry Collection", "Picture Book"),
+        (149, 1499),
+        {},
+    ),
+)
+
+ADJECTIVES = (
+    "Classic", "Everyday", "Premium", "Slim", "Comfort", "Pro", "Lite", "Vintage", "Organic", "Urban",
+    "Handwoven", "Compact", "Deluxe", "Essential", "Bold",
+)  # fmt: skip
+
+
+def _public_id(rng: random.Random, prefix: str) -> str:
+    return f"{prefix}_" + "".join(rng.choice(_ALPHABET) for _ in range(12))
+
+
+def _price(rng: random.Random, low: int, high: int) -> Decimal:
+    rupees = rng.randint(low, high)
+    return Decimal(rupees) if rng.random() < 0.5 else Decimal(rupees) - Decimal("0.01")
+
+
+async def seed_catalog(db: Database, *, products: int, seed: int = 1, now: datetime, batch: int = 2000) -> int:
+    """Adds `products` products (and the category tree if missing); returns how many were added."""
+    rng = random.Random(seed)
+    async with db.uow() as uow:
+        leaves = await _categories(uow.session, now)
+        await uow.commit()
+    added = 0
+    while added < products:
+        count = min(batch, products - added)
+        rows, variants, images = _batch(rng, leaves, count, now - timedelta(seconds=products - added))
+        async with db.uow() as uow:
+            await uow.session.execute(insert(Product), rows)
+            result = await uow.session.execute(
+                select(Product.product_id, Product.id).where(Product.product_id.in_([r["product_id"] for r in rows]))
+            )
+            ids = {row.product_id: row.id for row in result}
+            if variants:
+                await uow.session.execute(insert(Variant), [v | {"product_id": ids[v["product_id"]]} for v in variants])
+            if images:
+                await uow.session.execute(insert(Image), [i | {"product_id": ids[i["product_id"]]} for i in images])
+            await uow.commit()
+        added += count
+    return added
+
+
+async def count_products(db: Database) -> int:
+    async with db.reader() as uow:
+        return int(await uow.session.scalar(select(func.count(Product.id))) or 0)
+
+
+async def _categories(session: Any, now: datetime) -> list[tuple[int, Department]]:
+    """The fixed tree: departments with sub-categories. Returns (leaf pk, department)."""
+    rng = random.Random(0)  # category ids do not depend on the product seed
+    leaves: list[tuple[int, Department]] = []
+    for department in DEPARTMENTS:
+        top = await session.scalar(select(Category).where(Category.slug == _slug(department.name)))
+        if top is None:
+            top = Category(
+                category_id=_public_id(rng, "cat"), name=department.name, slug=_slug(department.name), created_at=now
+            )
+            session.add(top)
+            await session.flush()
+        for child in department.children:
+            slug = _slug(f"{department.name} {child}")
+            leaf = await session.scalar(select(Category).where(Category.slug == slug))
+            if leaf is None:
+                leaf = Category(
+                    category_id=_public_id(rng, "cat"), name=child, slug=slug, parent_id=top.id, created_at=now
+                )
+                session.add(leaf)
+                await session.flush()
+            leaves.append((leaf.id, department))
+    return leaves
+
+
+def _slug(text: str) -> str:
+    return str(slugify(text))
+
+
+def _batch(
+    rng: random.Random, leaves: Sequence[tuple[int, Department]], count: int, start: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    products: list[dict[str, Any]] = []
+    variants: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []
+    for n in range(count):
+        category_pk, department = rng.choice(leaves)
+        brand = rng.choice(department.brands)
+        noun = rng.choice(department.nouns)
+        name = f"{brand} {rng.choice(ADJECTIVES)} {noun}"
+        product_id = _public_id(rng, "p")
+        price = _price(rng, *department.price)
+        created = start + timedelta(seconds=n)
+        products.append(
+            {
+                "product_id": product_id,
+                "name": name,
+                "sku": product_id.upper().replace("_", "-"),
+                "description": f"{name} by {brand}: a {noun.lower()} from our {department.name.lower()} range.",
+                "price": price,
+                "price_currency": "INR",
+                "brand": brand,
+                "category_id": category_pk,
+                "is_active": True,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
+        if department.axes:
+            axes = list(department.axes.items())
+            for v in range(rng.randint(1, 3)):
+                attributes = {axis: rng.choice(values) for axis, values in axes}
+                variants.append(
+                    {
+                        "product_id": product_id,
+                        "variant_id": _public_id(rng, "v"),
+                        "sku": f"{product_id.upper().replace('_', '-')}-{v + 1}",
+                        "attributes": attributes,
+                        "price": price if v == 0 else price + Decimal(rng.choice((0, 50, 100, 200))),
+                        "created_at": created,
+                    }
+                )
+        for i in range(rng.randint(1, 3)):
+            images.append(
+                {
+                    "product_id": product_id,
+                    "url": f"https://cdn.tienda.example/p/{product_id}/{i + 1}.jpg",
+                    "alt_text": f"{name}, view {i + 1}",
+                    "is_primary": i == 0,
+                    "sort_order": i,
+                }
+            )
+    return products, variants, images
