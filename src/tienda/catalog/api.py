@@ -35,7 +35,9 @@ async def _service(request: Request) -> CatalogService:
     service: CatalogService | None = getattr(request.app.state, "catalog_service", None)
     if service is None:
         platform: Platform = request.app.state.platform
-        service = request.app.state.catalog_service = CatalogService(clock=platform.clock)
+        service = request.app.state.catalog_service = CatalogService(
+            clock=platform.clock, cache=platform.cache, cache_ttl=platform.settings.product_cache_ttl_seconds
+        )
     return service
 
 
@@ -168,8 +170,14 @@ async def list_products(
     response_model=ProductRead,
     responses=error_responses(401, 404),
 )
-async def get_product(productId: str, principal: OptionalUser, service: Service, uow: ReadUow) -> ProductRead:
-    return await service.product(uow, product_id=productId, admin=principal is not None and principal.is_admin)
+async def get_product(productId: str, request: Request, principal: OptionalUser, service: Service) -> Response:
+    db = request.app.state.platform.db("catalog")
+    if principal is not None and principal.is_admin:
+        async with db.reader() as uow:
+            product = await service.product(uow, product_id=productId, admin=True)
+        return Response(product.model_dump_json(by_alias=True), media_type="application/json")
+    # The public view is served from the cache; writes refresh it once they commit.
+    return Response(await service.public_product(db, product_id=productId), media_type="application/json")
 
 
 @products.put(
@@ -191,6 +199,7 @@ async def update_product(productId: str, body: ProductUpdate, _admin: Admin, ser
         images=body.images if "images" in body.model_fields_set else None,
     )
     await uow.commit()
+    await service.publish_to_cache(productId, updated)
     return updated
 
 
@@ -210,6 +219,7 @@ async def delete_product(
 ) -> Response:
     await service.delete_product(uow, product_id=productId, hard=hard)
     await uow.commit()
+    await service.publish_to_cache(productId, None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -222,6 +232,7 @@ async def delete_product(
 async def publish(productId: str, _admin: Admin, service: Service, uow: Uow) -> ProductRead:
     product = await service.set_published(uow, product_id=productId, published=True)
     await uow.commit()
+    await service.publish_to_cache(productId, product)
     return product
 
 
@@ -234,6 +245,7 @@ async def publish(productId: str, _admin: Admin, service: Service, uow: Uow) -> 
 async def unpublish(productId: str, _admin: Admin, service: Service, uow: Uow) -> ProductRead:
     product = await service.set_published(uow, product_id=productId, published=False)
     await uow.commit()
+    await service.publish_to_cache(productId, product)
     return product
 
 
@@ -246,6 +258,7 @@ async def unpublish(productId: str, _admin: Admin, service: Service, uow: Uow) -
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def add_image(productId: str, body: ImageIn, _admin: Admin, service: Service, uow: Uow) -> ImageRead:
-    image = await service.add_image(uow, product_id=productId, image=body)
+    image, product = await service.add_image(uow, product_id=productId, image=body)
     await uow.commit()
+    await service.publish_to_cache(productId, product)
     return image

@@ -39,8 +39,9 @@ from tienda.catalog.schemas import (
     VariantIn,
     VariantRead,
 )
+from tienda.platform.cache import Cache
 from tienda.platform.clock import Clock
-from tienda.platform.db import UnitOfWork
+from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.errors import BadRequest, ErrorDetail
 from tienda.platform.ids import new_public_id
 
@@ -54,9 +55,16 @@ PRICE_RANGES: list[tuple[Decimal, Decimal | None]] = [
 ]
 
 
+TOMBSTONE = b"-"
+"""Cached in place of a product the public may not see, so a reader that loaded the old row
+before a write committed cannot put it back (readers only add, writers overwrite)."""
+
+
 @dataclass
 class CatalogService:
     clock: Clock
+    cache: Cache
+    cache_ttl: float = 300.0
 
     # -- categories ---------------------------------------------------------------------
 
@@ -244,6 +252,25 @@ class CatalogService:
         )
         return read
 
+    async def public_product(self, db: Database, *, product_id: str) -> bytes:
+        """The public view of a product as JSON, from the cache when it is there."""
+        key = _product_key(product_id)
+        cached = await self.cache.get(key)
+        if cached is not None and cached != TOMBSTONE:
+            return cached
+        async with db.reader() as uow:
+            read = await self.product(uow, product_id=product_id, admin=False)
+        body = read.model_dump_json(by_alias=True).encode()
+        if cached is None:
+            await self.cache.add(key, body, ttl=self.cache_ttl)
+        return body
+
+    async def publish_to_cache(self, product_id: str, read: ProductRead | None) -> None:
+        """After a write committed: the new public view, or a tombstone if the public may not see it."""
+        visible = read is not None and read.is_active and read.deleted_at is None
+        body = read.model_dump_json(by_alias=True).encode() if visible and read else TOMBSTONE
+        await self.cache.set(_product_key(product_id), body, ttl=self.cache_ttl)
+
     async def product(self, uow: UnitOfWork, *, product_id: str, admin: bool) -> ProductRead:
         product = await repository.product(uow.session, product_id)
         if product is None or (not admin and (not product.is_active or product.deleted_at is not None)):
@@ -297,7 +324,7 @@ class CatalogService:
         await uow.session.flush()
         return await self._changed(uow, product, events.PRODUCT_PUBLISHED if published else events.PRODUCT_UNPUBLISHED)
 
-    async def add_image(self, uow: UnitOfWork, *, product_id: str, image: ImageIn) -> ImageRead:
+    async def add_image(self, uow: UnitOfWork, *, product_id: str, image: ImageIn) -> tuple[ImageRead, ProductRead]:
         product = await self._product(uow, product_id)
         if len(product.images) >= MAX_IMAGES:
             raise ImageLimitReached()
@@ -311,8 +338,8 @@ class CatalogService:
         product.images = ordered
         product.updated_at = self.clock.now()
         await uow.session.flush()
-        await self._changed(uow, product, events.PRODUCT_UPDATED)
-        return ImageRead(url=added.url, alt_text=added.alt_text, position=position, is_primary=position == 0)
+        read = await self._changed(uow, product, events.PRODUCT_UPDATED)
+        return ImageRead(url=added.url, alt_text=added.alt_text, position=position, is_primary=position == 0), read
 
     async def _product(self, uow: UnitOfWork, product_id: str) -> Product:
         product = await repository.product(uow.session, product_id, for_update=True)
@@ -430,3 +457,7 @@ class CatalogService:
             if "uq_products_product_id" in message or "products.product_id" in message:
                 raise ProductIdTaken() from exc
             raise conflict() from exc
+
+
+def _product_key(product_id: str) -> str:
+    return f"catalog:product:{product_id}"

@@ -20,6 +20,10 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None: ...
 
+    async def add(self, key: str, value: bytes, *, ttl: float) -> bool:
+        """Set only if absent; False when the key was there."""
+        ...
+
     async def delete(self, *keys: str) -> None: ...
 
     async def ping(self) -> None: ...
@@ -54,6 +58,12 @@ class MemoryCache:
         while len(self._data) > self._max:
             self._data.popitem(last=False)
 
+    async def add(self, key: str, value: bytes, *, ttl: float) -> bool:
+        if await self.get(key) is not None:
+            return False
+        await self.set(key, value, ttl=ttl)
+        return True
+
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._data.pop(key, None)
@@ -80,6 +90,9 @@ class RedisCache:
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
         await self._redis.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
+
+    async def add(self, key: str, value: bytes, *, ttl: float) -> bool:
+        return bool(await self._redis.set(self._prefix + key, value, px=max(1, int(ttl * 1000)), nx=True))
 
     async def delete(self, *keys: str) -> None:
         if keys:

@@ -1,0 +1,102 @@
+"""Product detail is cached (memory or Redis) and never stale after the write that changed it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import Shop
+from tests.users.support import assert_error
+
+
+@pytest.fixture
+def backend() -> str:
+    """Caching is about the cache store; one database is enough."""
+    return "sqlite"
+
+
+async def _published(shop: Shop, admin: dict[str, str]) -> str:
+    created = await shop.client.post(
+        "/api/v1/products", json={"name": "Mug", "price": 250, "brand": "Ghar"}, headers=admin
+    )
+    product_id = str(created.json()["productId"])
+    assert (await shop.client.post(f"/api/v1/products/{product_id}/publish", headers=admin)).status_code == 200
+    return product_id
+
+
+class TestProductCache:
+    async def test_a_public_read_is_served_from_the_cache(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        first = await shop.client.get(f"/api/products/{product_id}")
+        # Changed behind the shop's back: only the cache can still answer the old name.
+        async with shop.platform.db("catalog").engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE products SET name = 'Changed in SQL' WHERE product_id = :p"), {"p": product_id}
+            )
+
+        second = await shop.client.get(f"/api/products/{product_id}")
+
+        assert first.json()["name"] == second.json()["name"] == "Mug"
+        assert await shop.platform.cache.get(f"catalog:product:{product_id}") == second.content
+
+    async def test_an_update_shows_at_once(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        await shop.client.get(f"/api/products/{product_id}")
+
+        await shop.client.put(f"/api/v1/products/{product_id}", json={"price": 199.5}, headers=admin)
+
+        assert (await shop.client.get(f"/api/products/{product_id}")).json()["price"] == 199.5
+
+    @pytest.mark.parametrize("write", ["unpublish", "delete", "hard delete"])
+    async def test_hiding_a_product_shows_at_once(self, shop: Shop, cache_backend: str, write: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        await shop.client.get(f"/api/products/{product_id}")
+
+        if write == "unpublish":
+            await shop.client.post(f"/api/v1/products/{product_id}/unpublish", headers=admin)
+        else:
+            await shop.client.delete(
+                f"/api/v1/products/{product_id}", params={"hard": write == "hard delete"}, headers=admin
+            )
+
+        assert_error(await shop.client.get(f"/api/products/{product_id}"), 404, "PRODUCT_NOT_FOUND")
+
+    async def test_a_reader_that_loaded_the_old_product_cannot_put_it_back(
+        self, shop: Shop, cache_backend: str
+    ) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        stale = (await shop.client.get(f"/api/products/{product_id}")).content
+        await shop.client.post(f"/api/v1/products/{product_id}/unpublish", headers=admin)
+
+        # A slow reader finishing after the write: readers only add, so it loses.
+        added = await shop.platform.cache.add(f"catalog:product:{product_id}", stale, ttl=60)
+
+        assert added is False
+        assert_error(await shop.client.get(f"/api/products/{product_id}"), 404, "PRODUCT_NOT_FOUND")
+
+    async def test_republishing_shows_the_product_again(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        await shop.client.post(f"/api/v1/products/{product_id}/unpublish", headers=admin)
+        assert (await shop.client.get(f"/api/products/{product_id}")).status_code == 404
+
+        await shop.client.post(f"/api/v1/products/{product_id}/publish", headers=admin)
+
+        assert (await shop.client.get(f"/api/products/{product_id}")).json()["name"] == "Mug"
+
+    async def test_an_added_image_shows_at_once(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        await shop.client.get(f"/api/products/{product_id}")
+
+        await shop.client.post(
+            f"/api/v1/products/{product_id}/images", json={"url": "https://cdn.example.com/m.jpg"}, headers=admin
+        )
+
+        assert (await shop.client.get(f"/api/products/{product_id}")).json()["images"] == [
+            "https://cdn.example.com/m.jpg"
+        ]
