@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert, make_url, text
+from sqlalchemy import insert, make_url, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tienda.catalog.models import Product
 from tienda.platform.auth import PasswordHasher, Role, TokenService
 from tienda.platform.cache import MemoryCache
 from tienda.platform.clock import SystemClock
@@ -114,6 +115,23 @@ class TokenMinter:
 
     def __call__(self, user_id: str) -> str:
         return self._tokens.issue(user_id, Role.USER).token
+
+    def admin(self) -> str:
+        return self._tokens.issue("u_benchadmin", Role.ADMIN).token
+
+
+async def sample_products(url: str, count: int = 2000) -> list[str]:
+    """Published product ids spread over the catalog, in a fixed order."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            ids = list(
+                await conn.scalars(select(Product.product_id).where(Product.is_active.is_(True)).order_by(Product.id))
+            )
+    finally:
+        await engine.dispose()
+    step = max(1, len(ids) // count)
+    return ids[::step][:count]
 
 
 def write_rows(path: Path, rows: Iterable[Sequence[str]]) -> Path:

@@ -42,6 +42,7 @@ NOISE_CPU_PCT = 25.0
 class Config:
     quick: bool
     users: int
+    products: int
     duration: float
     warmup: float
     servers: tuple[str, ...]
@@ -64,6 +65,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="1,000 users, 3 s per run, first concurrency only")
     p.add_argument("--users", type=int, help="users in the data set (default 10000; --quick 1000)")
+    p.add_argument("--products", type=int, help="products in the data set (default 100000; --quick 2000)")
     p.add_argument("--duration", type=float, help="seconds per measured run (default 10; --quick 3)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per scenario (default 3; --quick 1)")
     p.add_argument("--server", choices=[*SERVERS, "both"], default="both", help="ASGI server(s) to measure")
@@ -85,6 +87,7 @@ def config_of(args: argparse.Namespace) -> Config:
     return Config(
         quick=args.quick,
         users=args.users or (1000 if args.quick else 10_000),
+        products=args.products if args.products is not None else (2_000 if args.quick else 100_000),
         duration=args.duration or (3.0 if args.quick else 10.0),
         warmup=args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0),
         servers=SERVERS if args.server == "both" else (args.server,),
@@ -121,8 +124,11 @@ def prepare(cfg: Config, settings: Settings, users: Sequence[data.BenchUser]) ->
     began = time.perf_counter()
     db_url = data.database_url(cfg.postgres_url)
     for module in scenarios.MODULES:
-        asyncio.run(module.load(LoadContext(settings=settings, database_url=db_url, users=users, quick=cfg.quick)))
-    say(f"data set loaded: {len(users):,} users in {time.perf_counter() - began:.1f}s")
+        context = LoadContext(
+            settings=settings, database_url=db_url, users=users, quick=cfg.quick, products=cfg.products
+        )
+        asyncio.run(module.load(context))
+    say(f"data set loaded: {len(users):,} users, {cfg.products:,} products in {time.perf_counter() - began:.1f}s")
 
 
 def _flush_redis(url: str) -> None:
@@ -184,13 +190,17 @@ def on_server(
     command = app_command(server_name, port, cfg.workers)
     with Server(command, port=port, log=work / f"shop-{server_name}.log", env=env) as shop:
         shop.wait_ready("/readyz")
+        minter = data.TokenMinter(settings)
+        products = asyncio.run(data.sample_products(data.database_url(cfg.postgres_url)))
         target = Target(
             base_url=shop.base_url,
             server=server_name,
             database_url=data.database_url(cfg.postgres_url),
             users=users,
             password=data.PASSWORD,
-            token_for=data.TokenMinter(settings),
+            token_for=minter,
+            products=products,
+            admin_token=minter.admin(),
         )
         for scenario in cfg.scenarios:
             rows.extend(_scenario(cfg, shop, scenario, target, work))
@@ -294,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": {
             "quick": cfg.quick,
             "users": cfg.users,
+            "products": cfg.products,
             "duration_s": cfg.duration,
             "workers": cfg.workers,
             "wrk_threads": cfg.threads,

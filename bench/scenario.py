@@ -30,6 +30,9 @@ class Target:
     users: Sequence[BenchUser]
     password: str
     token_for: Callable[[str], str]
+    products: Sequence[str] = ()
+    """Published product ids spread over the catalog."""
+    admin_token: str = ""
 
     def sample(self, count: int = 2000) -> Sequence[BenchUser]:
         """Up to `count` users spread evenly over the data set (enough to defeat any
@@ -79,6 +82,7 @@ class LoadContext:
     database_url: str
     users: Sequence[BenchUser]
     quick: bool
+    products: int = 0
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     mail_from: str = "Tienda <no-reply@tienda.local>"
 
     product_cache_ttl_seconds: float = 300.0
+    listing_cache_ttl_seconds: float = 60.0
     default_currency: str = "INR"
     default_tax_rate: Decimal = Decimal("0.18")
 

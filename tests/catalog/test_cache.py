@@ -100,3 +100,56 @@ class TestProductCache:
         assert (await shop.client.get(f"/api/products/{product_id}")).json()["images"] == [
             "https://cdn.example.com/m.jpg"
         ]
+
+
+class TestListingCache:
+    async def test_a_listing_page_is_served_from_the_cache(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        first = await shop.client.get("/api/products")
+        async with shop.platform.db("catalog").engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE products SET name = 'Changed in SQL' WHERE product_id = :p"), {"p": product_id}
+            )
+
+        second = await shop.client.get("/api/products")
+
+        assert first.json()["items"][0]["name"] == second.json()["items"][0]["name"] == "Mug"
+
+    @pytest.mark.parametrize("write", ["price", "unpublish", "publish another"])
+    async def test_a_write_shows_in_the_listing_at_once(self, shop: Shop, cache_backend: str, write: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        other = (await shop.client.post("/api/v1/products", json={"name": "Cup", "price": 90}, headers=admin)).json()[
+            "productId"
+        ]
+        await shop.client.get("/api/products")
+
+        if write == "price":
+            await shop.client.put(f"/api/v1/products/{product_id}", json={"price": 99}, headers=admin)
+            expected = [("Mug", 99.0)]
+        elif write == "unpublish":
+            await shop.client.post(f"/api/v1/products/{product_id}/unpublish", headers=admin)
+            expected = []
+        else:
+            await shop.client.post(f"/api/v1/products/{other}/publish", headers=admin)
+            expected = [("Cup", 90.0), ("Mug", 250.0)]
+
+        body = (await shop.client.get("/api/products", params={"sort": "name_asc"})).json()
+        assert [(i["name"], i["price"]) for i in body["items"]] == expected
+
+    async def test_renaming_a_category_shows_in_the_facets_at_once(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        category = (await shop.client.post("/api/v1/categories", json={"name": "Kitchen"}, headers=admin)).json()[
+            "categoryId"
+        ]
+        created = await shop.client.post(
+            "/api/v1/products", json={"name": "Pan", "price": 700, "categoryId": category}, headers=admin
+        )
+        await shop.client.post(f"/api/v1/products/{created.json()['productId']}/publish", headers=admin)
+        await shop.client.get("/api/products")
+
+        await shop.client.patch(f"/api/v1/categories/{category}", json={"name": "Cookware"}, headers=admin)
+
+        facets = (await shop.client.get("/api/products")).json()["facets"]["categories"]
+        assert facets == [{"categoryId": category, "name": "Cookware", "count": 1}]

@@ -36,7 +36,10 @@ async def _service(request: Request) -> CatalogService:
     if service is None:
         platform: Platform = request.app.state.platform
         service = request.app.state.catalog_service = CatalogService(
-            clock=platform.clock, cache=platform.cache, cache_ttl=platform.settings.product_cache_ttl_seconds
+            clock=platform.clock,
+            cache=platform.cache,
+            cache_ttl=platform.settings.product_cache_ttl_seconds,
+            listing_ttl=platform.settings.listing_cache_ttl_seconds,
         )
     return service
 
@@ -98,6 +101,7 @@ async def update_category(
 ) -> CategoryRead:
     updated = await service.update_category(uow, category_id=categoryId, changes=body.model_dump(exclude_unset=True))
     await uow.commit()
+    await service.new_listing_generation()  # facets name categories
     return updated
 
 
@@ -110,6 +114,7 @@ async def update_category(
 async def delete_category(categoryId: str, _admin: Admin, service: Service, uow: Uow) -> Response:
     await service.delete_category(uow, category_id=categoryId)
     await uow.commit()
+    await service.new_listing_generation()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -141,26 +146,43 @@ async def create_product(body: ProductCreate, _admin: Admin, service: Service, u
     responses=error_responses(400),
 )
 async def list_products(
+    request: Request,
     service: Service,
-    uow: ReadUow,
     page: PageQuery,
     category: Annotated[str | None, Query(max_length=255, description="A category id or slug.")] = None,
     brand: Annotated[str | None, Query(max_length=255)] = None,
     minPrice: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
     maxPrice: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
     sort: Sort = "newest",
-) -> ProductPage:
-    items, total, facets = await service.listing(
-        uow,
-        category=category,
-        brand=brand,
-        min_price=minPrice,
-        max_price=maxPrice,
-        sort=sort,
-        offset=page.offset,
-        limit=page.size,
-    )
-    return ProductPage(items=items, page=page.page, size=page.size, total=total, facets=facets)
+) -> Response:
+    db = request.app.state.platform.db("catalog")
+    query = {
+        "category": category,
+        "brand": brand,
+        "min": minPrice,
+        "max": maxPrice,
+        "sort": sort,
+        "page": page.page,
+        "size": page.size,
+    }
+
+    async def render() -> bytes:
+        async with db.reader() as uow:
+            items, total, facets = await service.listing(
+                uow,
+                category=category,
+                brand=brand,
+                min_price=minPrice,
+                max_price=maxPrice,
+                sort=sort,
+                offset=page.offset,
+                limit=page.size,
+            )
+        page_body = ProductPage(items=items, page=page.page, size=page.size, total=total, facets=facets)
+        return page_body.model_dump_json(by_alias=True).encode()
+
+    # Popular pages come from the cache; any product write starts a new generation of it.
+    return Response(await service.cached_listing(query=query, render=render), media_type="application/json")
 
 
 @products.get(

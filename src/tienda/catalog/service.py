@@ -3,7 +3,11 @@ leaves the commit to its caller; every change publishes its event in the same tr
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -55,6 +59,9 @@ PRICE_RANGES: list[tuple[Decimal, Decimal | None]] = [
 ]
 
 
+LISTING_GENERATION = "catalog:listing-generation"
+LISTING_GENERATION_TTL = 7 * 24 * 3600.0
+
 TOMBSTONE = b"-"
 """Cached in place of a product the public may not see, so a reader that loaded the old row
 before a write committed cannot put it back (readers only add, writers overwrite)."""
@@ -65,6 +72,7 @@ class CatalogService:
     clock: Clock
     cache: Cache
     cache_ttl: float = 300.0
+    listing_ttl: float = 60.0
 
     # -- categories ---------------------------------------------------------------------
 
@@ -266,10 +274,34 @@ class CatalogService:
         return body
 
     async def publish_to_cache(self, product_id: str, read: ProductRead | None) -> None:
-        """After a write committed: the new public view, or a tombstone if the public may not see it."""
+        """After a write committed: the new public view, or a tombstone if the public may not
+        see it; and a new listing generation, so no cached page shows the old product."""
         visible = read is not None and read.is_active and read.deleted_at is None
         body = read.model_dump_json(by_alias=True).encode() if visible and read else TOMBSTONE
         await self.cache.set(_product_key(product_id), body, ttl=self.cache_ttl)
+        await self.new_listing_generation()
+
+    async def new_listing_generation(self) -> None:
+        await self.cache.set(LISTING_GENERATION, uuid.uuid4().hex.encode(), ttl=LISTING_GENERATION_TTL)
+
+    async def cached_listing(self, *, query: dict[str, Any], render: Callable[[], Awaitable[bytes]]) -> bytes:
+        """A listing page from the cache, keyed by the query and the catalog's generation: a
+        write starts a new generation, so pages cached before it are never read again."""
+        generation = await self.cache.get(LISTING_GENERATION)
+        if generation is None:
+            generation = uuid.uuid4().hex.encode()
+            if not await self.cache.add(LISTING_GENERATION, generation, ttl=LISTING_GENERATION_TTL):
+                generation = await self.cache.get(LISTING_GENERATION) or generation
+        key = (
+            "catalog:listing:"
+            + hashlib.sha256(generation + json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()
+        )
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return cached
+        body = await render()
+        await self.cache.set(key, body, ttl=self.listing_ttl)
+        return body
 
     async def product(self, uow: UnitOfWork, *, product_id: str, admin: bool) -> ProductRead:
         product = await repository.product(uow.session, product_id)
