@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated
 
@@ -23,6 +22,7 @@ from tienda.catalog.schemas import (
 from tienda.catalog.service import CatalogService
 from tienda.platform.auth import Admin, OptionalUser
 from tienda.platform.db import UnitOfWork
+from tienda.platform.deps import unit_of_work
 from tienda.platform.errors import error_responses
 from tienda.platform.pagination import Page, PageQuery
 from tienda.platform.runtime import Platform
@@ -44,21 +44,9 @@ async def _service(request: Request) -> CatalogService:
     return service
 
 
-async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:
-    platform: Platform = request.app.state.platform
-    async with platform.db("catalog").uow() as uow:
-        yield uow
-
-
-async def _reader(request: Request) -> AsyncIterator[UnitOfWork]:
-    platform: Platform = request.app.state.platform
-    async with platform.db("catalog").reader() as uow:
-        yield uow
-
-
 Service = Annotated[CatalogService, Depends(_service)]
-Uow = Annotated[UnitOfWork, Depends(_uow)]
-ReadUow = Annotated[UnitOfWork, Depends(_reader)]
+Uow = Annotated[UnitOfWork, Depends(unit_of_work("catalog"))]
+ReadUow = Annotated[UnitOfWork, Depends(unit_of_work("catalog", readonly=True))]
 
 
 # -- categories -------------------------------------------------------------------------

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tienda.platform.auth import Admin, CurrentUser, OptionalUser, SelfOrAdmin
 from tienda.platform.db import UnitOfWork
+from tienda.platform.deps import unit_of_work
 from tienda.platform.errors import AppError, Unauthorized, error_responses
 from tienda.platform.pagination import Page, PageQuery
-from tienda.platform.runtime import Platform
 from tienda.platform.schemas import Message
 from tienda.users.errors import RecordedError
 from tienda.users.schemas import (
@@ -42,21 +41,9 @@ async def _service(request: Request) -> UserService:  # async: no thread-pool ho
     return service
 
 
-async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:
-    platform: Platform = request.app.state.platform
-    async with platform.db("users").uow() as uow:
-        yield uow
-
-
-async def _reader(request: Request) -> AsyncIterator[UnitOfWork]:
-    platform: Platform = request.app.state.platform
-    async with platform.db("users").reader() as uow:
-        yield uow
-
-
 Service = Annotated[UserService, Depends(_service)]
-Uow = Annotated[UnitOfWork, Depends(_uow)]
-ReadUow = Annotated[UnitOfWork, Depends(_reader)]
+Uow = Annotated[UnitOfWork, Depends(unit_of_work("users"))]
+ReadUow = Annotated[UnitOfWork, Depends(unit_of_work("users", readonly=True))]
 
 
 def _client_ip(request: Request) -> str:
