@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 
 from tests.conftest import Shop
 from tests.users.support import assert_error
+from tienda.catalog.service import CatalogService
+from tienda.platform.cache import MemoryCache
 
 
 @pytest.fixture
@@ -153,3 +157,39 @@ class TestListingCache:
 
         facets = (await shop.client.get("/api/products")).json()["facets"]["categories"]
         assert facets == [{"categoryId": category, "name": "Cookware", "count": 1}]
+
+
+class TestListingStampede:
+    async def test_concurrent_misses_of_one_page_render_it_once(self, shop: Shop) -> None:
+        service = CatalogService(clock=shop.clock, cache=MemoryCache())
+        renders = 0
+        release = asyncio.Event()
+
+        async def render() -> bytes:
+            nonlocal renders
+            renders += 1
+            await release.wait()
+            return b'{"items":[]}'
+
+        waiting = [asyncio.ensure_future(service.cached_listing(query={"page": 1}, render=render)) for _ in range(20)]
+        await asyncio.sleep(0.01)
+        release.set()
+        bodies = await asyncio.gather(*waiting)
+
+        assert renders == 1
+        assert bodies == [b'{"items":[]}'] * 20
+        assert await service.cached_listing(query={"page": 1}, render=render) == b'{"items":[]}'
+        assert renders == 1
+
+    async def test_a_failed_rendering_is_not_kept(self, shop: Shop) -> None:
+        service = CatalogService(clock=shop.clock, cache=MemoryCache())
+
+        async def broken() -> bytes:
+            raise RuntimeError("database away")
+
+        async def working() -> bytes:
+            return b"ok"
+
+        with pytest.raises(RuntimeError):
+            await service.cached_listing(query={"page": 2}, render=broken)
+        assert await service.cached_listing(query={"page": 2}, render=working) == b"ok"

@@ -3,12 +3,13 @@ leaves the commit to its caller; every change publishes its event in the same tr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -73,6 +74,7 @@ class CatalogService:
     cache: Cache
     cache_ttl: float = 300.0
     listing_ttl: float = 60.0
+    _rendering: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
     # -- categories ---------------------------------------------------------------------
 
@@ -299,6 +301,15 @@ class CatalogService:
         cached = await self.cache.get(key)
         if cached is not None:
             return cached
+        # Concurrent misses of one page in this process share one rendering: without it, a
+        # burst of readers after a write each runs the same facet queries on the database.
+        task = self._rendering.get(key)
+        if task is None:
+            task = self._rendering[key] = asyncio.ensure_future(self._render_and_keep(key, render))
+            task.add_done_callback(lambda _: self._rendering.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _render_and_keep(self, key: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
         body = await render()
         await self.cache.set(key, body, ttl=self.listing_ttl)
         return body
