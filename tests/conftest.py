@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, select, text, update
 
 from tests import backends
 from tienda.app import ALL_MODULES, create_app
@@ -189,6 +189,14 @@ class Shop:
             email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
             for path in sorted(folder.glob("*.eml"))
         ]
+
+    async def events(self, module: str, event_type: str) -> list[dict[str, Any]]:
+        """The payloads of a module's outbox events of one type, oldest first, read through the
+        real table so JSON decodes the same on every backend."""
+        table = self.platform.db(module).outbox.outbox
+        async with self.platform.db(module).engine.connect() as conn:
+            rows = await conn.execute(select(table.c.payload).where(table.c.type == event_type).order_by(table.c.id))
+            return [dict(payload) for payload in rows.scalars()]
 
     async def scalar(self, module: str, sql: str, **params: Any) -> Any:
         async with self.platform.db(module).engine.connect() as conn:

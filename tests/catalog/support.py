@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from tests.conftest import Shop
-from tienda.catalog.models import OUTBOX, Image, Product, Variant
+from tienda.catalog.models import Image, Product, Variant
 
 PRODUCT_FIELDS = {
     "productId",
@@ -135,11 +135,7 @@ async def stored_images(shop: Shop, product_id: str) -> list[tuple[Any, ...]]:
 
 
 async def events(shop: Shop, event_type: str) -> list[dict[str, Any]]:
-    """The payloads of the catalog's outbox events of one type, oldest first."""
-    table = OUTBOX.outbox
-    async with shop.platform.db("catalog").engine.connect() as conn:
-        rows = await conn.execute(select(table.c.payload).where(table.c.type == event_type).order_by(table.c.id))
-        return [dict(payload) for payload in rows.scalars()]
+    return await shop.events("catalog", event_type)
 
 
 async def snapshot(shop: Shop) -> dict[str, Any]:

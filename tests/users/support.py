@@ -6,10 +6,9 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from tests.conftest import Shop
-from tienda.users.models import OUTBOX
 
 ENVELOPE_KEYS = {"timestamp", "status", "error", "message", "path", "code", "requestId"}
 
@@ -72,11 +71,7 @@ async def password_hash(shop: Shop, user_id: str) -> str:
 
 
 async def events(shop: Shop, event_type: str) -> list[dict[str, Any]]:
-    """The payloads of the users module's outbox events of one type, oldest first."""
-    table = OUTBOX.outbox
-    async with shop.platform.db("users").engine.connect() as conn:
-        rows = await conn.execute(select(table.c.payload).where(table.c.type == event_type).order_by(table.c.id))
-        return [dict(payload) for payload in rows.scalars()]
+    return await shop.events("users", event_type)
 
 
 async def snapshot(shop: Shop) -> dict[str, Any]:
