@@ -17,10 +17,12 @@ from tienda.platform.clock import Clock
 from tienda.platform.modules import ModuleSpec
 from tienda.platform.observability import HttpMetrics, configure_logging
 from tienda.platform.runtime import Platform
+from tienda.search.module import MODULE as SEARCH
 from tienda.settings import Settings
 from tienda.users.module import MODULE as USERS
 
-ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, CATALOG)
+# Search before the catalog: `/products/search` must win over `/products/{productId}`.
+ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG)
 
 API_PREFIX = "/api/v1"
 ALIAS_PREFIX = "/api"
@@ -89,6 +91,7 @@ def create_app(
         openapi_tags=[
             {"name": "users", "description": "Registration, sessions, passwords, profiles and addresses."},
             {"name": "catalog", "description": "Products with variants and images, categories, publishing."},
+            {"name": "search", "description": "Full-text product search with facets, and autocomplete."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )
@@ -103,6 +106,8 @@ def create_app(
         for router in spec.routers:
             app.include_router(router, prefix=API_PREFIX)
             app.include_router(router, prefix=ALIAS_PREFIX, include_in_schema=False)
+        for router in spec.root_routers:
+            app.include_router(router)
     app.include_router(
         web.ops_router(
             lambda: app.state.platform.checks(), metrics, multiprocess=settings.metrics_multiprocess_dir is not None

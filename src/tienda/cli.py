@@ -21,6 +21,7 @@ from tienda.catalog.seed import count_products, seed_catalog
 from tienda.platform.auth import Role
 from tienda.platform.migrations import make_revision
 from tienda.platform.runtime import Platform
+from tienda.search.wiring import search_service
 from tienda.settings import Settings
 from tienda.users.errors import EmailTaken
 from tienda.users.wiring import build_user_service
@@ -83,6 +84,9 @@ async def _bootstrap_dev(settings: Settings) -> list[str]:
             credentials.chmod(0o600)
         if await count_products(platform.db("catalog")) == 0:
             await seed_catalog(platform.db("catalog"), products=DEV_PRODUCTS, seed=1, now=platform.clock.now())
+            await search_service(platform).reindex()
+        else:
+            await search_service(platform).ensure_index()
         return credentials.read_text().splitlines()
     finally:
         await platform.close()
@@ -99,18 +103,41 @@ def seed(
     settings = _settings(data_dir)
     platform = build_platform(settings)
 
-    async def main() -> int:
+    async def main() -> tuple[int, float, int, float]:
         try:
             await platform.migrate()
-            return await seed_catalog(
+            started = time.perf_counter()
+            added = await seed_catalog(
                 platform.db("catalog"), products=products, seed=seed_number, now=platform.clock.now()
             )
+            seeded = time.perf_counter()
+            indexed = await search_service(platform).reindex()  # bulk inserts publish no events
+            return added, seeded - started, indexed, time.perf_counter() - seeded
+        finally:
+            await platform.close()
+
+    added, seeding, indexed, indexing = _run(main())
+    typer.echo(
+        f"Added {added:,} products in {seeding:.1f} s; search index rebuilt ({indexed:,} products) in {indexing:.1f} s"
+    )
+
+
+@app.command()
+def reindex(data_dir: DataDir = None) -> None:
+    """Rebuild the search index from the catalog. Searches go on against the old index until
+    the new one is complete; catalog changes made meanwhile are applied to the new one."""
+    settings = _settings(data_dir)
+    platform = build_platform(settings)
+
+    async def main() -> int:
+        try:
+            return await search_service(platform).reindex()
         finally:
             await platform.close()
 
     started = time.perf_counter()
-    added = _run(main())
-    typer.echo(f"Added {added:,} products in {time.perf_counter() - started:.1f} s")
+    indexed = _run(main())
+    typer.echo(f"Indexed {indexed:,} published products in {time.perf_counter() - started:.1f} s")
 
 
 @app.command()
@@ -196,6 +223,8 @@ def worker(
 
     async def main() -> None:
         try:
+            if "search" in platform.modules:
+                await search_service(platform).ensure_index()
             await platform.start_consumers()
             broker = "RabbitMQ" if settings.broker_url else "in-process"
             typer.echo(f"Worker running for {', '.join(platform.modules)} (broker: {broker})")

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     )
     users_database_url: str | None = None
     catalog_database_url: str | None = None
+    search_database_url: str | None = None
     db_pool_size: int = Field(default=20, description="Connections per process and module database (+50% overflow).")
     db_echo: bool = False
 
@@ -83,8 +84,27 @@ class Settings(BaseSettings):
 
     product_cache_ttl_seconds: float = 300.0
     listing_cache_ttl_seconds: float = 60.0
+    max_image_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        gt=0,
+        description="Largest product image upload. The upload route takes bodies of this plus 64 KiB of "
+        "form overhead, even when max_body_bytes is smaller.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Where the shop is reached, e.g. https://shop.example.com; uploaded images get URLs "
+        "under it. Unset: the base URL of the request that uploaded them.",
+    )
     default_currency: str = "INR"
     default_tax_rate: Decimal = Decimal("0.18")
+
+    # Search: an embedded tantivy index on disk, fed by catalog events.
+    search_index_dir: Path | None = Field(default=None, description="Default: <data_dir>/search-index.")
+    search_cache_ttl_seconds: float = Field(
+        default=300.0, description="How long a search result page is kept; any index change retires it sooner."
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -112,6 +132,14 @@ class Settings(BaseSettings):
     @property
     def mail_dir(self) -> Path:
         return self.data_dir / "mail"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def search_index_path(self) -> Path:
+        return (self.search_index_dir or self.data_dir / "search-index").expanduser().resolve()
 
     def jwt_key(self) -> str:
         """The signing key; in dev, generated once and kept in the data dir."""

@@ -122,7 +122,10 @@ class TestOperations:
     async def test_readyz_reports_each_dependency(self, shop: Shop) -> None:
         response = await shop.client.get("/readyz")
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "checks": {"database:users": "ok", "database:catalog": "ok"}}
+        assert response.json() == {
+            "status": "ok",
+            "checks": {"database:users": "ok", "database:search": "ok", "database:catalog": "ok"},
+        }
 
     async def test_metrics_count_requests_per_route_template_and_status(self, shop: Shop) -> None:
         await shop.client.get("/api/v1/users/u_doesnotexist")

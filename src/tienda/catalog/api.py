@@ -5,14 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from starlette.datastructures import UploadFile
+from starlette.responses import FileResponse
 
+from tienda.catalog.errors import ImageFileNotFound
+from tienda.catalog.media import CONTENT_TYPES, MediaStore, Upload
 from tienda.catalog.schemas import (
     CategoryCreate,
     CategoryRead,
     CategoryUpdate,
     ImageIn,
     ImageRead,
+    ImageUpload,
     ProductCreate,
     ProductPage,
     ProductRead,
@@ -20,31 +25,39 @@ from tienda.catalog.schemas import (
     Sort,
 )
 from tienda.catalog.service import CatalogService
+from tienda.catalog.wiring import catalog_service
+from tienda.platform import bodies, web
 from tienda.platform.auth import Admin, OptionalUser
 from tienda.platform.db import UnitOfWork
 from tienda.platform.deps import unit_of_work
-from tienda.platform.errors import error_responses
+from tienda.platform.errors import UnsupportedMediaType, error_responses
 from tienda.platform.pagination import Page, PageQuery
-from tienda.platform.runtime import Platform
 
 products = APIRouter(prefix="/products", tags=["catalog"])
 categories = APIRouter(prefix="/categories", tags=["catalog"])
+media = APIRouter(prefix="/media", tags=["catalog"])
+"""Uploaded files, served at the root (`/media/...`), not under `/api`."""
+
+FORM_OVERHEAD = 64 * 1024
+"""What a multipart upload may add to its file: boundaries, part headers, the other fields."""
 
 
 async def _service(request: Request) -> CatalogService:
-    service: CatalogService | None = getattr(request.app.state, "catalog_service", None)
-    if service is None:
-        platform: Platform = request.app.state.platform
-        service = request.app.state.catalog_service = CatalogService(
-            clock=platform.clock,
-            cache=platform.cache,
-            cache_ttl=platform.settings.product_cache_ttl_seconds,
-            listing_ttl=platform.settings.listing_cache_ttl_seconds,
+    return catalog_service(request.app.state.platform)
+
+
+def _media(request: Request) -> MediaStore:
+    store: MediaStore | None = getattr(request.app.state, "catalog_media", None)
+    if store is None:
+        settings = request.app.state.platform.settings
+        store = request.app.state.catalog_media = MediaStore(
+            settings.media_dir, max_image_bytes=settings.max_image_bytes
         )
-    return service
+    return store
 
 
 Service = Annotated[CatalogService, Depends(_service)]
+Media = Annotated[MediaStore, Depends(_media)]
 Uow = Annotated[UnitOfWork, Depends(unit_of_work("catalog"))]
 ReadUow = Annotated[UnitOfWork, Depends(unit_of_work("catalog", readonly=True))]
 
@@ -62,13 +75,14 @@ ReadUow = Annotated[UnitOfWork, Depends(unit_of_work("catalog", readonly=True))]
 async def create_category(body: CategoryCreate, _admin: Admin, service: Service, uow: Uow) -> CategoryRead:
     created = await service.create_category(uow, name=body.name, slug=body.slug, parent_id=body.parent_id)
     await uow.commit()
+    await service.categories_changed()
     return created
 
 
 @categories.get("", summary="List categories", response_model=Page[CategoryRead], responses=error_responses(400))
-async def list_categories(service: Service, uow: ReadUow, page: PageQuery) -> Page[CategoryRead]:
-    items, total = await service.categories(uow, offset=page.offset, limit=page.size)
-    return Page(items=items, page=page.page, size=page.size, total=total)
+async def list_categories(request: Request, service: Service, page: PageQuery) -> Page[CategoryRead]:
+    every = await service.all_categories(request.app.state.platform.db("catalog"))
+    return Page(items=every[page.offset : page.offset + page.size], page=page.page, size=page.size, total=len(every))
 
 
 @categories.get("/{categoryId}", summary="Get a category", response_model=CategoryRead, responses=error_responses(404))
@@ -89,7 +103,7 @@ async def update_category(
 ) -> CategoryRead:
     updated = await service.update_category(uow, category_id=categoryId, changes=body.model_dump(exclude_unset=True))
     await uow.commit()
-    await service.new_listing_generation()  # facets name categories
+    await service.categories_changed()
     return updated
 
 
@@ -102,7 +116,7 @@ async def update_category(
 async def delete_category(categoryId: str, _admin: Admin, service: Service, uow: Uow) -> Response:
     await service.delete_category(uow, category_id=categoryId)
     await uow.commit()
-    await service.new_listing_generation()
+    await service.categories_changed()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -259,16 +273,129 @@ async def unpublish(productId: str, _admin: Admin, service: Service, uow: Uow) -
     return product
 
 
+_IMAGE_FORM_SCHEMA = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "string",
+            "contentMediaType": "application/octet-stream",
+            "description": "A JPEG, PNG, WebP or GIF image, recognised by its content (not its name or "
+            "declared type); at most `TIENDA_MAX_IMAGE_BYTES` (5 MiB by default).",
+        },
+        "altText": {"type": "string", "maxLength": 255},
+        "position": {"type": "integer", "minimum": 0, "maximum": 1000, "description": "0 is the primary image."},
+    },
+}
+
+_IMAGE_BODY = {
+    "required": True,
+    "content": {
+        bodies.JSON: {
+            "schema": {"$ref": "#/components/schemas/ImageIn"},
+            "examples": {
+                "url": {
+                    "summary": "An image hosted elsewhere",
+                    "value": {"url": "https://cdn.example.com/p1-back.jpg", "altText": "Back", "position": 1},
+                }
+            },
+        },
+        bodies.MULTIPART: {
+            "schema": _IMAGE_FORM_SCHEMA,
+            "encoding": {"file": {"contentType": ", ".join(CONTENT_TYPES.values())}},
+            "examples": {
+                "upload": {
+                    "summary": "An image file, stored by the shop",
+                    "value": {"file": "(the bytes of p1-back.jpg)", "altText": "Back", "position": 1},
+                }
+            },
+        },
+    },
+}
+
+
 @products.post(
     "/{productId}/images",
     status_code=status.HTTP_201_CREATED,
-    summary="Add an image URL to a product (admin)",
-    description="Without `position` the image goes last; position 0 makes it the primary image.",
+    summary="Add an image to a product, by URL or as a file (admin)",
+    description="Either a JSON body `{url, altText?, position?}`, or a `multipart/form-data` upload with a "
+    "`file` (JPEG, PNG, WebP or GIF) and optional `altText` and `position` fields. An uploaded file is "
+    "stored by the shop and served from `/media/products/{productId}/<sha256>.<ext>`; that absolute URL "
+    "is the image's `url`. Without `position` the image goes last; position 0 makes it the primary image.",
     response_model=ImageRead,
-    responses=error_responses(400, 401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415),
+    openapi_extra={"requestBody": _IMAGE_BODY},
 )
-async def add_image(productId: str, body: ImageIn, _admin: Admin, service: Service, uow: Uow) -> ImageRead:
-    image, product = await service.add_image(uow, product_id=productId, image=body)
-    await uow.commit()
+async def add_image(productId: str, request: Request, _admin: Admin, service: Service, store: Media) -> ImageRead:
+    kind = bodies.media_type(request)
+    upload: Upload | None = None
+    if kind == bodies.MULTIPART:
+        upload, fields = await _uploaded(request, store)
+        body = bodies.validate_body(
+            ImageIn,
+            {"url": _public_url(request, store.url_path(productId, upload.name)), **fields.model_dump(by_alias=True)},
+        )
+    elif kind == bodies.JSON:
+        body = await bodies.json_body(request, ImageIn)
+    else:
+        raise UnsupportedMediaType(f"Send {bodies.JSON} or {bodies.MULTIPART}, not {kind or 'no Content-Type'}")
+    async with request.app.state.platform.db("catalog").uow() as uow:
+        image, product = await service.add_image(uow, product_id=productId, image=body)
+        if upload is not None:
+            # Only once the image is accepted, and before the commit: a failed write adds nothing.
+            await store.save(productId, upload)
+        await uow.commit()
     await service.publish_to_cache(productId, product)
     return image
+
+
+async def _uploaded(request: Request, store: MediaStore) -> tuple[Upload, ImageUpload]:
+    """The uploaded file, checked, and the form's other fields. Only an admin gets here, so
+    only an admin may send a body as large as an image."""
+    web.allow_body_size(request, store.max_image_bytes + FORM_OVERHEAD)
+    form = await bodies.form_body(request, max_files=1, max_fields=10, max_part_size=4096)
+    try:
+        file = form.get("file")
+        if file is None:
+            raise bodies.field_error("file", "missing", "Field required")
+        if not isinstance(file, UploadFile):
+            raise bodies.field_error("file", "file_type", "Must be a file")
+        fields = bodies.validate_body(ImageUpload, {k: v for k, v in form.multi_items() if k != "file"})
+        data = await file.read(store.max_image_bytes + 1)
+    finally:
+        await form.close()
+    return await store.check(data), fields
+
+
+def _public_url(request: Request, path: str) -> str:
+    base = request.app.state.platform.settings.public_base_url or str(request.base_url)
+    return base.rstrip("/") + path
+
+
+@media.get(
+    "/products/{productId}/{name}",
+    summary="An uploaded product image",
+    description="Names are content hashes, so a file never changes: it may be cached for a year.",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The image",
+            "content": {content_type: {} for content_type in CONTENT_TYPES.values()},
+        },
+        **error_responses(404),
+    },
+)
+async def product_image(
+    store: Media,
+    productId: Annotated[str, Path(description="The product's id.")],
+    name: Annotated[str, Path(description="`<sha256>.<ext>`, as in the image's URL.")],
+) -> Response:
+    found = await store.find(productId, name)
+    if found is None:
+        raise ImageFileNotFound()
+    return FileResponse(
+        found.path,
+        media_type=found.content_type,
+        stat_result=found.stat,
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+    )

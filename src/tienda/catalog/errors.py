@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tienda.platform.errors import BadRequest, Conflict, NotFound
+from tienda.platform.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 
 
 class CategoryNotFound(NotFound):
@@ -58,3 +58,18 @@ class ProductDeleted(Conflict):
 class ImageLimitReached(Conflict):
     code = "IMAGE_LIMIT"
     message = "A product has at most 20 images"
+
+
+class UnsupportedImage(BadRequest):
+    code = "UNSUPPORTED_IMAGE"
+    message = "The file is not a JPEG, PNG, WebP or GIF image"
+
+
+class ImageTooLarge(PayloadTooLarge):
+    code = "IMAGE_TOO_LARGE"
+    message = "The image is too large"
+
+
+class ImageFileNotFound(NotFound):
+    code = "IMAGE_NOT_FOUND"
+    message = "Image not found"

@@ -12,4 +12,5 @@ MODULE = ModuleSpec(
     outbox=OUTBOX,
     migrations="tienda.catalog:migrations",
     routers=(api.products, api.categories),
+    root_routers=(api.media,),
 )

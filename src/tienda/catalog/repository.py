@@ -26,10 +26,8 @@ async def category_by_slug(session: AsyncSession, slug: str) -> Category | None:
     return await session.scalar(select(Category).where(Category.slug == slug))
 
 
-async def categories(session: AsyncSession, *, offset: int, limit: int) -> tuple[list[Category], int]:
-    total = await session.scalar(select(func.count()).select_from(Category)) or 0
-    rows = await session.scalars(select(Category).order_by(Category.name, Category.id).offset(offset).limit(limit))
-    return list(rows), total
+async def all_categories(session: AsyncSession) -> list[Category]:
+    return list(await session.scalars(select(Category).order_by(Category.name, Category.id)))
 
 
 async def public_ids_of_categories(session: AsyncSession, pks: set[int]) -> dict[int, str]:
@@ -54,6 +52,18 @@ async def product(session: AsyncSession, product_id: str, *, for_update: bool = 
     if for_update:
         query = query.with_for_update()
     return await session.scalar(query)
+
+
+async def published_products_after(session: AsyncSession, after_pk: int, limit: int) -> list[Product]:
+    """Published, undeleted products in primary-key order, from just after `after_pk`."""
+    query = (
+        select(Product)
+        .where(Product.id > after_pk, Product.is_active.is_(True), Product.deleted_at.is_(None))
+        .order_by(Product.id)
+        .limit(limit)
+        .options(selectinload(Product.variants), selectinload(Product.images))
+    )
+    return list(await session.scalars(query))
 
 
 async def product_id_exists(session: AsyncSession, product_id: str) -> bool:

@@ -132,6 +132,13 @@ class ImageIn(Schema):
     position: int | None = Field(default=None, ge=0, le=1000, description="0 is the primary image.")
 
 
+class ImageUpload(Schema):
+    """The form fields of a multipart image upload, besides its `file`."""
+
+    alt_text: Annotated[str, StringConstraints(max_length=255)] | None = None
+    position: int | None = Field(default=None, ge=0, le=1000, description="0 is the primary image.")
+
+
 def _url_as_image(value: object) -> object:
     return {"url": value} if isinstance(value, str) else value
 

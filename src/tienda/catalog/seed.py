@@ -27,9 +27,10 @@ _ALPHABET = "0123456789abcdefghijkmnopqrstuvwxyz"
 @dataclass(frozen=True)
 class Department:
     name: str
-    children: tuple[str, ...]
+    children: dict[str, tuple[str, ...]]
+    """Sub-category → the kinds of product it holds."""
     brands: tuple[str, ...]
-    nouns: tuple[str, ...]
+    features: tuple[str, ...]
     price: tuple[int, int]
     axes: dict[str, tuple[str, ...]]
 
@@ -37,41 +38,63 @@ class Department:
 DEPARTMENTS = (
     Department(
         "Clothing",
-        ("T-Shirts", "Shirts", "Jeans", "Jackets"),
+        {
+            "T-Shirts": ("T-Shirt", "Polo Shirt"),
+            "Shirts": ("Shirt", "Kurta"),
+            "Jeans": ("Jeans", "Chinos"),
+            "Jackets": ("Jacket", "Hoodie"),
+        },
         ("Urban Loom", "Khadi Co", "Northwind", "Monsoon", "Blue Orbit"),
-        ("T-Shirt", "Shirt", "Jeans", "Jacket", "Hoodie", "Kurta"),
+        ("100% cotton", "breathable linen", "stretch denim", "organic cotton", "wool blend", "relaxed fit"),
         (299, 4999),
         {"color": ("red", "blue", "black", "white", "green", "grey"), "size": ("S", "M", "L", "XL")},
     ),
     Department(
         "Footwear",
-        ("Sneakers", "Sandals", "Formal Shoes"),
+        {
+            "Sneakers": ("Sneakers", "Running Shoes"),
+            "Sandals": ("Sandals", "Flip Flops"),
+            "Formal Shoes": ("Loafers", "Oxford Shoes", "Boots"),
+        },
         ("Stride", "Paduka", "Trailhead", "Metro Walk"),
-        ("Sneakers", "Sandals", "Loafers", "Running Shoes", "Boots"),
+        ("cushioned sole", "waterproof leather", "breathable mesh", "memory foam insole", "anti-slip grip"),
         (499, 8999),
         {"color": ("black", "white", "brown", "navy"), "size": ("6", "7", "8", "9", "10")},
     ),
     Department(
         "Electronics",
-        ("Phones", "Laptops", "Headphones", "Smartwatches"),
+        {
+            "Phones": ("Smartphone",),
+            "Laptops": ("Laptop", "Tablet"),
+            "Headphones": ("Headphones", "Earbuds"),
+            "Smartwatches": ("Smartwatch", "Fitness Band"),
+        },
         ("Voltra", "Nimbus", "Quanta", "Sonik", "Pixelon"),
-        ("Smartphone", "Laptop", "Headphones", "Earbuds", "Smartwatch", "Tablet"),
+        ("wireless", "fast charging", "noise cancelling", "long battery life", "AMOLED display", "water resistant"),
         (999, 149999),
         {"color": ("black", "silver", "blue"), "storage": ("64GB", "128GB", "256GB")},
     ),
     Department(
         "Home",
-        ("Kitchen", "Decor", "Bedding"),
+        {
+            "Kitchen": ("Pressure Cooker", "Dinner Set", "Kettle"),
+            "Decor": ("Lamp", "Wall Clock", "Cushion Cover"),
+            "Bedding": ("Bedsheet", "Quilt", "Pillow"),
+        },
         ("Ghar", "Terracotta", "Nest & Co", "Brass Lane"),
-        ("Pressure Cooker", "Lamp", "Bedsheet", "Cushion Cover", "Dinner Set", "Wall Clock"),
+        ("stainless steel", "handcrafted", "hand-painted ceramic", "soft microfiber", "solid teak"),
         (199, 12999),
         {"color": ("red", "beige", "teal", "mustard")},
     ),
     Department(
         "Books",
-        ("Fiction", "Non-fiction", "Children"),
+        {
+            "Fiction": ("Novel", "Poetry Collection"),
+            "Non-fiction": ("Biography", "Cookbook", "Atlas"),
+            "Children": ("Picture Book", "Storybook"),
+        },
         ("Penguin Leaf", "Harbour Press", "Inkwell"),
-        ("Novel", "Biography", "Cookbook", "Atlas", "Poetry Collection", "Picture Book"),
+        ("hardcover", "paperback", "illustrated edition", "bestseller", "award-winning"),
         (149, 1499),
         {},
     ),
@@ -122,10 +145,10 @@ async def count_products(db: Database) -> int:
         return int(await uow.session.scalar(select(func.count(Product.id))) or 0)
 
 
-async def _categories(session: Any, now: datetime) -> list[tuple[int, Department]]:
-    """The fixed tree: departments with sub-categories. Returns (leaf pk, department)."""
+async def _categories(session: Any, now: datetime) -> list[tuple[int, Department, tuple[str, ...]]]:
+    """The fixed tree: departments with sub-categories. Returns (leaf pk, department, kinds)."""
     rng = random.Random(0)  # category ids do not depend on the product seed
-    leaves: list[tuple[int, Department]] = []
+    leaves: list[tuple[int, Department, tuple[str, ...]]] = []
     for department in DEPARTMENTS:
         top = await session.scalar(select(Category).where(Category.slug == _slug(department.name)))
         if top is None:
@@ -134,7 +157,7 @@ async def _categories(session: Any, now: datetime) -> list[tuple[int, Department
             )
             session.add(top)
             await session.flush()
-        for child in department.children:
+        for child, kinds in department.children.items():
             slug = _slug(f"{department.name} {child}")
             leaf = await session.scalar(select(Category).where(Category.slug == slug))
             if leaf is None:
@@ -143,7 +166,7 @@ async def _categories(session: Any, now: datetime) -> list[tuple[int, Department
                 )
                 session.add(leaf)
                 await session.flush()
-            leaves.append((leaf.id, department))
+            leaves.append((leaf.id, department, kinds))
     return leaves
 
 
@@ -152,15 +175,16 @@ def _slug(text: str) -> str:
 
 
 def _batch(
-    rng: random.Random, leaves: Sequence[tuple[int, Department]], count: int, start: datetime
+    rng: random.Random, leaves: Sequence[tuple[int, Department, tuple[str, ...]]], count: int, start: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     products: list[dict[str, Any]] = []
     variants: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
     for n in range(count):
-        category_pk, department = rng.choice(leaves)
+        category_pk, department, kinds = rng.choice(leaves)
         brand = rng.choice(department.brands)
-        noun = rng.choice(department.nouns)
+        noun = rng.choice(kinds)
+        features = rng.sample(department.features, 2)
         name = f"{brand} {rng.choice(ADJECTIVES)} {noun}"
         product_id = _public_id(rng, "p")
         price = _price(rng, *department.price)
@@ -170,7 +194,8 @@ def _batch(
                 "product_id": product_id,
                 "name": name,
                 "sku": product_id.upper().replace("_", "-"),
-                "description": f"{name} by {brand}: a {noun.lower()} from our {department.name.lower()} range.",
+                "description": f"{name} by {brand}. {features[0].capitalize()}, {features[1]}: "
+                f"a {noun.lower()} from our {department.name.lower()} range.",
                 "price": price,
                 "price_currency": "INR",
                 "brand": brand,

@@ -3,16 +3,13 @@ leaves the commit to its caller; every change publishes its event in the same tr
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from pydantic import TypeAdapter
 from slugify import slugify
 from sqlalchemy.exc import IntegrityError
 
@@ -44,7 +41,7 @@ from tienda.catalog.schemas import (
     VariantIn,
     VariantRead,
 )
-from tienda.platform.cache import Cache
+from tienda.platform.cache import Cache, Generation, RenderCache, query_key
 from tienda.platform.clock import Clock
 from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.errors import BadRequest, ErrorDetail
@@ -61,7 +58,8 @@ PRICE_RANGES: list[tuple[Decimal, Decimal | None]] = [
 
 
 LISTING_GENERATION = "catalog:listing-generation"
-LISTING_GENERATION_TTL = 7 * 24 * 3600.0
+CATEGORY_GENERATION = "catalog:category-generation"
+_CATEGORY_LIST = TypeAdapter(list[CategoryRead])
 
 TOMBSTONE = b"-"
 """Cached in place of a product the public may not see, so a reader that loaded the old row
@@ -74,7 +72,14 @@ class CatalogService:
     cache: Cache
     cache_ttl: float = 300.0
     listing_ttl: float = 60.0
-    _rendering: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+    listings: RenderCache = field(init=False)
+    category_lists: RenderCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.listing_generation = Generation(self.cache, LISTING_GENERATION)
+        self.category_generation = Generation(self.cache, CATEGORY_GENERATION)
+        self.listings = RenderCache(self.cache, ttl=self.listing_ttl)
+        self.category_lists = RenderCache(self.cache, ttl=self.cache_ttl)
 
     # -- categories ---------------------------------------------------------------------
 
@@ -96,10 +101,24 @@ class CatalogService:
         await self._flush(uow, SlugTaken)
         return self._category_read(category, parent.category_id if parent else None)
 
-    async def categories(self, uow: UnitOfWork, *, offset: int, limit: int) -> tuple[list[CategoryRead], int]:
-        rows, total = await repository.categories(uow.session, offset=offset, limit=limit)
-        parents = await repository.public_ids_of_categories(uow.session, {r.parent_id for r in rows if r.parent_id})
-        return [self._category_read(r, parents.get(r.parent_id) if r.parent_id else None) for r in rows], total
+    async def all_categories(self, db: Database) -> list[CategoryRead]:
+        """Every category, by name, from the cache; a category write starts a new generation."""
+
+        async def render() -> bytes:
+            async with db.reader() as uow:
+                rows = await repository.all_categories(uow.session)
+            parents = {r.id: r.category_id for r in rows}
+            reads = [self._category_read(r, parents.get(r.parent_id) if r.parent_id else None) for r in rows]
+            return _CATEGORY_LIST.dump_json(reads, by_alias=True)
+
+        key = query_key("catalog:categories", await self.category_generation.current(), {})
+        return _CATEGORY_LIST.validate_json(await self.category_lists.get(key, render))
+
+    async def categories_changed(self) -> None:
+        """After a category write committed: category lists and listings (facets name
+        categories, filters include sub-categories) are read afresh."""
+        await self.category_generation.renew()
+        await self.listing_generation.renew()
 
     async def category(self, uow: UnitOfWork, *, category_id: str) -> CategoryRead:
         category = await self._category(uow, category_id)
@@ -281,38 +300,13 @@ class CatalogService:
         visible = read is not None and read.is_active and read.deleted_at is None
         body = read.model_dump_json(by_alias=True).encode() if visible and read else TOMBSTONE
         await self.cache.set(_product_key(product_id), body, ttl=self.cache_ttl)
-        await self.new_listing_generation()
-
-    async def new_listing_generation(self) -> None:
-        await self.cache.set(LISTING_GENERATION, uuid.uuid4().hex.encode(), ttl=LISTING_GENERATION_TTL)
+        await self.listing_generation.renew()
 
     async def cached_listing(self, *, query: dict[str, Any], render: Callable[[], Awaitable[bytes]]) -> bytes:
         """A listing page from the cache, keyed by the query and the catalog's generation: a
         write starts a new generation, so pages cached before it are never read again."""
-        generation = await self.cache.get(LISTING_GENERATION)
-        if generation is None:
-            generation = uuid.uuid4().hex.encode()
-            if not await self.cache.add(LISTING_GENERATION, generation, ttl=LISTING_GENERATION_TTL):
-                generation = await self.cache.get(LISTING_GENERATION) or generation
-        key = (
-            "catalog:listing:"
-            + hashlib.sha256(generation + json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()
-        )
-        cached = await self.cache.get(key)
-        if cached is not None:
-            return cached
-        # Concurrent misses of one page in this process share one rendering: without it, a
-        # burst of readers after a write each runs the same facet queries on the database.
-        task = self._rendering.get(key)
-        if task is None:
-            task = self._rendering[key] = asyncio.ensure_future(self._render_and_keep(key, render))
-            task.add_done_callback(lambda _: self._rendering.pop(key, None))
-        return await asyncio.shield(task)
-
-    async def _render_and_keep(self, key: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
-        body = await render()
-        await self.cache.set(key, body, ttl=self.listing_ttl)
-        return body
+        key = query_key("catalog:listing", await self.listing_generation.current(), query)
+        return await self.listings.get(key, render)
 
     async def product(self, uow: UnitOfWork, *, product_id: str, admin: bool) -> ProductRead:
         product = await repository.product(uow.session, product_id)
@@ -464,6 +458,18 @@ class CatalogService:
 
     async def _product_read(self, uow: UnitOfWork, product: Product) -> ProductRead:
         category = await repository.category_by_pk(uow.session, product.category_id) if product.category_id else None
+        return self._read(product, category.category_id if category else None)
+
+    async def published_products(self, uow: UnitOfWork, *, after: int, limit: int) -> tuple[list[ProductRead], int]:
+        """A batch of published products in storage order (for indexing), and where the next
+        batch starts."""
+        rows = await repository.published_products_after(uow.session, after, limit)
+        public = await repository.public_ids_of_categories(uow.session, {r.category_id for r in rows if r.category_id})
+        reads = [self._read(r, public.get(r.category_id) if r.category_id else None) for r in rows]
+        return reads, rows[-1].id if rows else after
+
+    @staticmethod
+    def _read(product: Product, category_id: str | None) -> ProductRead:
         return ProductRead(
             product_id=product.product_id,
             name=product.name,
@@ -472,7 +478,7 @@ class CatalogService:
             price=product.price,
             currency=product.price_currency,
             brand=product.brand,
-            category_id=category.category_id if category else None,
+            category_id=category_id,
             weight_kg=product.weight_kg,
             dimensions=product.dimensions,
             variants=[

@@ -6,9 +6,14 @@ is set, so several API workers share one cache and invalidations reach all of th
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import time
+import uuid
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -103,3 +108,61 @@ class RedisCache:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class Generation:
+    """A namespace of cached entries that one write retires as a whole.
+
+    Entries are keyed by the current generation; a write renews it (after its commit), so
+    entries cached before are never read again and simply expire. A reader that rendered
+    from data older than the write stores it under the old generation, where nobody looks.
+    """
+
+    TTL = 7 * 24 * 3600.0
+
+    def __init__(self, cache: Cache, key: str) -> None:
+        self.cache = cache
+        self.key = key
+
+    async def current(self) -> bytes:
+        value = await self.cache.get(self.key)
+        if value is None:
+            value = uuid.uuid4().hex.encode()
+            if not await self.cache.add(self.key, value, ttl=self.TTL):
+                value = await self.cache.get(self.key) or value
+        return value
+
+    async def renew(self) -> None:
+        await self.cache.set(self.key, uuid.uuid4().hex.encode(), ttl=self.TTL)
+
+
+def query_key(namespace: str, version: bytes, query: dict[str, Any]) -> str:
+    """A cache key for one query under one version of the data it reads."""
+    digest = hashlib.sha256(version + json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{namespace}:{digest}"
+
+
+class RenderCache:
+    """Bodies rendered once and kept for a while: a miss renders and stores; concurrent misses
+    of one key in this process share one rendering, so a burst of readers after a change
+    does the work once instead of once each."""
+
+    def __init__(self, cache: Cache, *, ttl: float) -> None:
+        self.cache = cache
+        self.ttl = ttl
+        self._rendering: dict[str, asyncio.Future[bytes]] = {}
+
+    async def get(self, key: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return cached
+        task = self._rendering.get(key)
+        if task is None:
+            task = self._rendering[key] = asyncio.ensure_future(self._render_and_keep(key, render))
+            task.add_done_callback(lambda _: self._rendering.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _render_and_keep(self, key: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
+        body = await render()
+        await self.cache.set(key, body, ttl=self.ttl)
+        return body

@@ -61,19 +61,22 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def engine_for(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def engine_for(url: str, *, pool_size: int = 10, echo: bool = False, readonly: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        _serialise_sqlite_writers(engine)
+        _serialise_sqlite_writers(engine, readers=readonly)
         return engine
     # No pre-ping: it costs a round trip on every checkout (measured ~9% of a read request's
     # CPU); stale connections are recycled instead and a dropped one fails one request.
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800)
 
 
-def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
+def _serialise_sqlite_writers(engine: AsyncEngine, *, readers: bool = False) -> None:
     """SQLite allows one writer: take the write lock at BEGIN (IMMEDIATE) so two transactions
-    never deadlock upgrading a read lock, and wait for it instead of failing at once."""
+    never deadlock upgrading a read lock, and wait for it instead of failing at once. An
+    engine of `readers` begins deferred: in WAL mode a read neither waits for the writer nor
+    holds it up (a consumer that reads another module's tables inside its own transaction
+    would otherwise wait for itself when the modules share one file)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -87,7 +90,7 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if readers else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -100,11 +103,13 @@ class Database:
         self.engine = engine_for(url, pool_size=pool_size, echo=echo)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         # Reads in autocommit skip BEGIN and ROLLBACK: one round trip per query instead of three.
-        # SQLite keeps transactions (its writer lock is taken at BEGIN).
-        readers = (
-            self.engine if self.dialect == "sqlite" else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # SQLite reads get an engine of their own whose transactions take no write lock.
+        self.read_engine = (
+            engine_for(url, echo=echo, readonly=True)
+            if self.dialect == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        self.read_sessions = async_sessionmaker(readers, expire_on_commit=False, autoflush=False)
+        self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self.sink: EventSink | None = None
 
     @property
@@ -124,6 +129,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine and self.dialect == "sqlite":
+            await self.read_engine.dispose()
 
 
 class UnitOfWork:

@@ -112,6 +112,18 @@ class Conflict(AppError):
     message = "Conflict"
 
 
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    message = "Unsupported Content-Type"
+
+
 class RateLimited(AppError):
     status = 429
     code = "RATE_LIMITED"

@@ -23,5 +23,8 @@ class ModuleSpec:
     migrations: str
     """Alembic script location as a package resource, e.g. `tienda.users:migrations`."""
     routers: tuple[APIRouter, ...] = ()
+    """Mounted under `/api/v1` and the `/api` alias."""
+    root_routers: tuple[APIRouter, ...] = ()
+    """Mounted as they are, at the root (e.g. `/media/...` files served back)."""
     consumers: Callable[[Platform], Sequence[Consumer]] | None = None
     """Builds this module's event consumers once the platform exists."""

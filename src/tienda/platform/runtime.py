@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 
@@ -19,6 +20,8 @@ from tienda.platform.rabbitmq import RabbitBus
 from tienda.platform.ratelimit import RateLimiter
 from tienda.platform.web import Check
 from tienda.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,6 +39,8 @@ class Platform:
     relay: OutboxRelay
     subscriptions: list[Subscription] = field(default_factory=list)
     redis: Redis | None = None
+    services: dict[str, Any] = field(default_factory=dict)
+    """The modules' services of this process, each built once, on first use."""
 
     @classmethod
     def build(cls, settings: Settings, modules: Sequence[ModuleSpec], *, clock: Clock | None = None) -> Platform:
@@ -94,6 +99,11 @@ class Platform:
 
     def db(self, module: str) -> Database:
         return self.databases[module]
+
+    def service(self, name: str, build: Callable[[Platform], T]) -> T:
+        if name not in self.services:
+            self.services[name] = build(self)
+        return cast(T, self.services[name])
 
     async def migrate(self) -> None:
         if any(db.dialect == "sqlite" for db in self.databases.values()):

@@ -109,8 +109,28 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
+_BODY_LIMIT = "tienda.body_limit"
+
+
+class _BodyLimit:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+
+def _too_large(max_bytes: int) -> StarletteHTTPException:
+    # An HTTPException, because the framework turns anything else raised while reading the
+    # body into a 400.
+    return StarletteHTTPException(413, f"Request body exceeds {max_bytes} bytes")
+
+
 class BodyLimitMiddleware:
-    """Refuses bodies over the limit with 413 before reading them whole."""
+    """Refuses bodies over the limit with 413 without reading more than the limit of them.
+
+    A declared `Content-Length` is checked when the body is first read rather than when the
+    request arrives: a route that reads its own body (an upload) may first allow its request
+    a larger one with `allow_body_size`. Routes with a declared body read it before anything
+    else runs, so for them nothing changes; a route that never reads its body never minds it.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -120,31 +140,33 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = scope[_BODY_LIMIT] = _BodyLimit(self.max_bytes)
+        declared = 0
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                body = envelope(
-                    status=413,
-                    message=f"Request body exceeds {self.max_bytes} bytes",
-                    path=scope["path"],
-                    code="PAYLOAD_TOO_LARGE",
-                    request_id=scope.get("state", {}).get("request_id"),
-                )
-                await _json_response(413, body)(scope, receive, send)
-                return
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
         received = 0
 
         async def counting_receive() -> Message:
             nonlocal received
+            if declared > limit.max_bytes:
+                raise _too_large(limit.max_bytes)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # An HTTPException, because the framework turns anything else raised
-                    # while reading the body into a 400.
-                    raise StarletteHTTPException(413, f"Request body exceeds {self.max_bytes} bytes")
+                if received > limit.max_bytes:
+                    raise _too_large(limit.max_bytes)
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+def allow_body_size(request: Request, max_bytes: int) -> None:
+    """Lets this request's body be up to `max_bytes` (never less than the app's limit). Call it
+    before reading the body, and only once the caller is known to be allowed to send one."""
+    limit = request.scope.get(_BODY_LIMIT)
+    if isinstance(limit, _BodyLimit):
+        limit.max_bytes = max(limit.max_bytes, max_bytes)
 
 
 def _rid(request: Request) -> str | None:

@@ -1,0 +1,68 @@
+"""What other modules may ask of the catalog (search: the categories and every published
+product, to build its index; later carts and orders: current prices)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tienda.catalog.service import CatalogService
+from tienda.catalog.wiring import catalog_service
+from tienda.platform.db import Database
+from tienda.platform.runtime import Platform
+
+
+@dataclass(frozen=True)
+class CategoryInfo:
+    category_id: str
+    name: str
+    slug: str
+    parent_id: str | None
+
+
+class CatalogClient(Protocol):
+    async def categories(self) -> list[CategoryInfo]:
+        """Every category (served from the catalog's cache)."""
+        ...
+
+    def published_products(self, *, batch_size: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every published, undeleted product, in batches, each as the JSON of its ProductDTO
+        (the same shape as the `product` of the catalog's events)."""
+        ...
+
+
+class InProcessCatalogClient:
+    """Calls straight into the catalog module, in transactions of its own."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    @property
+    def db(self) -> Database:
+        return self.platform.db("catalog")
+
+    @property
+    def service(self) -> CatalogService:
+        return catalog_service(self.platform)
+
+    async def categories(self) -> list[CategoryInfo]:
+        return [
+            CategoryInfo(category_id=c.category_id, name=c.name, slug=c.slug, parent_id=c.parent_id)
+            for c in await self.service.all_categories(self.db)
+        ]
+
+    async def published_products(self, *, batch_size: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        after = 0
+        while True:
+            async with self.db.reader() as uow:
+                reads, after = await self.service.published_products(uow, after=after, limit=batch_size)
+            if not reads:
+                return
+            yield [r.model_dump(mode="json", by_alias=True) for r in reads]
+
+
+def in_process_client(platform: Platform) -> InProcessCatalogClient:
+    """The catalog of this process (resolved on each call, so a process that builds the
+    client before, or without, the catalog module still starts)."""
+    return InProcessCatalogClient(platform)

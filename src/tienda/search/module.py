@@ -1,0 +1,17 @@
+"""The search module as the composition root sees it."""
+
+from __future__ import annotations
+
+from tienda.platform.modules import ModuleSpec
+from tienda.search import api, events
+from tienda.search.models import OUTBOX, Base
+from tienda.search.wiring import search_service
+
+MODULE = ModuleSpec(
+    name="search",
+    metadata=Base.metadata,
+    outbox=OUTBOX,
+    migrations="tienda.search:migrations",
+    routers=(api.router,),
+    consumers=lambda platform: events.consumers(search_service(platform)),
+)
