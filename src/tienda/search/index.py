@@ -29,7 +29,7 @@ import fcntl
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,14 @@ from tienda.search.domain import Change, IndexedProduct, SearchRequest, SearchRe
 
 WRITER_HEAP = 32_000_000
 MAX_QUERY_WORDS = 16
+MAX_SPLIT_LENGTH = 24
 FUZZY_MIN_LENGTH = 5
 """One edit is allowed on a word of at least this many letters."""
 
 # Relevance: a word found in the name weighs most, then the brand, then the category, then
 # the description; an exact (stemmed) word beats a misspelt or unfinished one.
-BOOSTS = {"name": 4.0, "brand_text": 2.5, "category_text": 1.5, "description": 1.0}
+STEMMED = {"name": 4.0, "brand_text": 2.5, "category_text": 1.5}
+UNSTEMMED = {"words": 4.0, "attr_text": 1.5, "description": 1.0}
 FUZZY_BOOST = 1.2
 PREFIX_BOOST = 1.5
 
@@ -56,10 +58,11 @@ def _schema() -> tantivy.Schema:
     builder.add_unsigned_field("visible", indexed=True)
     builder.add_integer_field("version", stored=True)
     builder.add_text_field("name", tokenizer_name="en_stem")
-    builder.add_text_field("description", tokenizer_name="en_stem")
+    builder.add_text_field("description", tokenizer_name="default")  # unstemmed: "fitness" is not "fit"
     builder.add_text_field("brand_text", tokenizer_name="en_stem")
     builder.add_text_field("category_text", tokenizer_name="en_stem")
     builder.add_text_field("words", tokenizer_name="default")  # name and brand, unstemmed: prefixes, typos
+    builder.add_text_field("attr_text", tokenizer_name="default")  # variant attribute values: "red", "xl"
     builder.add_text_field("brand", tokenizer_name="raw", fast=True)
     builder.add_text_field("category_id", tokenizer_name="raw", fast=True)
     builder.add_text_field("attr", tokenizer_name="raw", fast=True)  # "color=red", lower case
@@ -70,6 +73,8 @@ def _schema() -> tantivy.Schema:
 
 
 SCHEMA = _schema()
+SCHEMA_VERSION = "2"
+"""Written into each generation; a generation of another version is rebuilt at start."""
 
 _WORDS = TextAnalyzerBuilder(Tokenizer.simple()).filter(Filter.remove_long(40)).filter(Filter.lowercase()).build()
 _STEM = TextAnalyzerBuilder(Tokenizer.simple()).filter(Filter.stemmer("english")).build()
@@ -99,6 +104,7 @@ def document(product: IndexedProduct) -> Document:
         doc.add_text("category_id", product.category_id)
     for key, value in sorted(set(product.attributes)):
         doc.add_text("attr", f"{key}={value}")
+        doc.add_text("attr_text", value)
     doc.add_float("price", float(product.price))
     doc.add_integer("created", product.created)
     doc.add_bytes("hit", product.hit)
@@ -130,17 +136,35 @@ def _stem(word: str) -> str:
     return stems[0] if stems else word
 
 
-def _word_query(word: str, *, last: bool) -> Query:
-    """One query word: the stemmed word in any text field, weighted by field; one typo
-    allowed on a long word; the last word may be unfinished (a prefix of a name word)."""
+Known = Callable[[str, str], bool]
+"""Whether the index holds a term in a field."""
+
+
+def _word_query(word: str, *, last: bool, known: Known) -> Query:
+    """One query word: the word (stemmed where the field is) in any text field, weighted by
+    field; the last word may be unfinished (a prefix of a name word). A word of 5+ letters
+    that the index does not know is taken as a typo and matched within one edit: a word it
+    knows ("boots") is not widened to its neighbours ("books")."""
     stem = _stem(word)
-    parts: list[Query] = [
-        Query.boost_query(Query.term_query(SCHEMA, name, stem), boost) for name, boost in BOOSTS.items()
-    ]
-    parts.append(Query.boost_query(Query.term_query(SCHEMA, "words", word), BOOSTS["name"]))
-    if len(word) >= FUZZY_MIN_LENGTH:
-        parts.append(Query.boost_query(Query.fuzzy_term_query(SCHEMA, "words", word, distance=1), FUZZY_BOOST))
-        parts.append(Query.boost_query(Query.fuzzy_term_query(SCHEMA, "name", stem, distance=1), FUZZY_BOOST))
+    parts = [Query.boost_query(Query.term_query(SCHEMA, f, stem), boost) for f, boost in STEMMED.items()]
+    parts += [Query.boost_query(Query.term_query(SCHEMA, f, word), boost) for f, boost in UNSTEMMED.items()]
+    exists = any(known(f, stem) for f in STEMMED) or any(known(f, word) for f in UNSTEMMED)
+    if len(word) >= FUZZY_MIN_LENGTH and not exists:
+        parts += [
+            Query.boost_query(Query.fuzzy_term_query(SCHEMA, f, word, distance=1), FUZZY_BOOST * boost / 4)
+            for f, boost in UNSTEMMED.items()
+        ]
+        parts.append(
+            Query.boost_query(Query.fuzzy_term_query(SCHEMA, "category_text", stem, distance=1), FUZZY_BOOST * 0.4)
+        )
+    if not exists and len(word) <= MAX_SPLIT_LENGTH:
+        # A compound typed as one word ("tshirt", "smartwatch" for "smart watch"): two known
+        # words, one after the other in a name.
+        parts += [
+            Query.boost_query(Query.phrase_query(SCHEMA, "words", [word[:i], word[i:]]), UNSTEMMED["words"])
+            for i in range(1, len(word))
+            if known("words", word[:i]) and known("words", word[i:])
+        ]
     if last:
         parts.append(
             Query.boost_query(Query.fuzzy_term_query(SCHEMA, "words", word, distance=0, prefix=True), PREFIX_BOOST)
@@ -148,14 +172,19 @@ def _word_query(word: str, *, last: bool) -> Query:
     return Query.disjunction_max_query(parts, tie_breaker=0.3)
 
 
-def text_query(text: str, *, require_all: bool = True) -> Query | None:
+def text_query(text: str, *, known: Known, require_all: bool = True) -> Query | None:
     words = query_words(text)
     if not words:
         return None
     occur = Occur.Must if require_all else Occur.Should
+    unfinished = not text[-1:].isspace()
     return Query.boolean_query(
-        [(occur, _word_query(w, last=i == len(words) - 1 and not text[-1:].isspace())) for i, w in enumerate(words)]
+        [(occur, _word_query(w, last=unfinished and i == len(words) - 1, known=known)) for i, w in enumerate(words)]
     )
+
+
+def _known_in(searcher: tantivy.Searcher) -> Known:
+    return lambda field, term: searcher.doc_freq(field, term) > 0
 
 
 def filter_query(request: SearchRequest) -> list[tuple[Occur, Query]]:
@@ -265,6 +294,9 @@ class SearchIndex:
         searcher = self.searcher()
         if searcher is None:
             return SearchResult(hits=[], total=0, price_ranges=[0] * len(request.price_bounds))
+        if request.text.strip() and not query_words(request.text):
+            # Typed, but nothing searchable in it (symbols, a 10 KB "word"): nothing matches.
+            return SearchResult(hits=[], total=0, price_ranges=[0] * len(request.price_bounds))
         filters = filter_query(request)
         result = self._run(searcher, request, filters, require_all=True)
         if result.total == 0 and len(query_words(request.text)) > 1:
@@ -279,7 +311,7 @@ class SearchIndex:
         *,
         require_all: bool,
     ) -> SearchResult:
-        text = text_query(request.text, require_all=require_all)
+        text = text_query(request.text, known=_known_in(searcher), require_all=require_all)
         query = Query.boolean_query([*filters, (Occur.Must, text)] if text else filters)
         sort = SORTS.get(request.sort) or (None if text else SORTS["newest"])
         if sort is None:
@@ -336,7 +368,7 @@ class SearchIndex:
         if not text[-1:].isspace():
             candidates = searcher.terms_with_prefix("words", words[-1], limit=200)
             completions = [t for t, _ in sorted(candidates, key=lambda tc: (-tc[1], tc[0]))][:limit]
-        typed = text_query(text, require_all=True)
+        typed = text_query(text, known=_known_in(searcher), require_all=True)
         products: list[bytes] = []
         if typed is not None:
             found = searcher.search(Query.boolean_query([(Occur.Must, visible), (Occur.Must, typed)]), limit)
@@ -431,7 +463,13 @@ class SearchIndex:
         number = int(existing[-1].removeprefix("gen-")) + 1 if existing else 1
         generation = f"gen-{number:06d}"
         (self.root / generation).mkdir(parents=True)
+        (self.root / generation / "tienda-schema").write_text(SCHEMA_VERSION)
         return generation
+
+    def outdated(self) -> bool:
+        """True when the current generation was built with another schema (after an upgrade)."""
+        marker = self.current / "tienda-schema"
+        return self.current.exists() and (not marker.exists() or marker.read_text().strip() != SCHEMA_VERSION)
 
     def _switch(self, generation: str) -> None:
         link = self.root / "current.next"

@@ -73,8 +73,8 @@ class SearchService:
         await self._locked(lambda: self.index.apply([change]))
 
     async def ensure_index(self) -> bool:
-        """An index exists afterwards; True when there was none and it was built."""
-        if self.index.version() != "empty":
+        """An index of the current schema exists afterwards; True when it had to be built."""
+        if self.index.version() != "empty" and not self.index.outdated():
             return False
         await self.reindex()
         return True
