@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.scenario import BenchModule, Scenario
-from bench.scenarios import catalog, users
+from bench.scenarios import catalog, search, users
 
-MODULES: tuple[BenchModule, ...] = (users.MODULE, catalog.MODULE)
+MODULES: tuple[BenchModule, ...] = (users.MODULE, catalog.MODULE, search.MODULE)
 
 SCENARIOS: tuple[Scenario, ...] = tuple(s for module in MODULES for s in module.scenarios)
 

@@ -62,8 +62,8 @@ MODULE = BenchModule(
             description="GET /api/v1/products page 1 (20 items) with brand, category and price-range "
             "facets, rotating six filter/sort combinations over the whole catalog.",
             concurrencies=(32,),
-            lua="listing.lua",
-            rows=lambda target: [(query,) for query in LISTINGS],
+            lua="get.lua",
+            rows=lambda target: [(f"/api/v1/products?{query}",) for query in LISTINGS],
         ),
     ),
 )

@@ -1,4 +1,4 @@
--- GET /api/v1/products?<query>, rotating the queries of BENCH_DATA.
+-- GET <path?query>, rotating the paths of BENCH_DATA (listing pages, searches).
 dofile(os.getenv("BENCH_LUA_DIR") .. "/lib.lua")
 bench.count_codes()
 
@@ -7,7 +7,7 @@ local i = 0
 
 function init(args)
   for _, row in ipairs(bench.rows()) do
-    requests[#requests + 1] = wrk.format("GET", "/api/v1/products?" .. row[1])
+    requests[#requests + 1] = wrk.format("GET", row[1])
   end
   i = bench.start(#requests)
 end
