@@ -46,9 +46,9 @@ def _path(params: dict[str, str]) -> str:
 
 
 def _new_each_time(target: Target) -> list[tuple[str]]:
-    """4,000 distinct searches (a word and a price floor): none repeats within a run, so every
-    one searches the index and counts its facets."""
-    return [(_path({"q": WORDS[n % len(WORDS)], "minPrice": str(n // len(WORDS))}),) for n in range(4000)]
+    """60,000 distinct searches (a word and a price floor, in paise steps): none repeats within
+    a run, so every one searches the index and counts its facets."""
+    return [(_path({"q": WORDS[n % len(WORDS)], "minPrice": f"{n // len(WORDS) / 100:.2f}"}),) for n in range(60_000)]
 
 
 MODULE = BenchModule(
@@ -65,7 +65,7 @@ MODULE = BenchModule(
         ),
         Scenario(
             name="search_uncached",
-            description="GET /api/v1/products/search with facets, 4,000 distinct queries (word + price "
+            description="GET /api/v1/products/search with facets, 60,000 distinct queries (word + price "
             "floor): each searches the tantivy index and counts brand, category, price and attribute facets.",
             concurrencies=(32,),
             lua="get.lua",

@@ -95,6 +95,19 @@ class TestDev:
             users = httpx.get(f"{server.base}/api/v1/users", headers={"Authorization": f"Bearer {token}"})
             assert users.json()["total"] == 2
             assert httpx.get(f"{server.base}/api/products").json()["total"] == 200
+            assert httpx.get(f"{server.base}/api/products/search", params={"q": "sneakrs"}).json()["total"] > 0
+
+            # An admin's edit is searchable within a second (the in-process relay feeds the index).
+            auth = {"Authorization": f"Bearer {token}"}
+            first = httpx.get(f"{server.base}/api/products/search", params={"q": "shoes"}).json()["items"][0]
+            renamed = httpx.put(
+                f"{server.base}/api/v1/products/{first['productId']}", json={"name": "Zephyr Glide"}, headers=auth
+            )
+            assert renamed.status_code == 200
+            deadline = time.monotonic() + 1.0
+            while httpx.get(f"{server.base}/api/products/search", params={"q": "zephyr"}).json()["total"] != 1:
+                assert time.monotonic() < deadline, "the edit was not searchable within a second"
+                time.sleep(0.02)
 
             # The in-process relay mails the reset code into the data dir.
             assert (
@@ -154,6 +167,24 @@ class TestCommands:
         assert result.returncode == 0, result.stderr
         assert (data_dir / "users.db").exists()
         assert (data_dir / "catalog.db").exists()
+        assert (data_dir / "search.db").exists()
+
+    def test_seed_fills_the_catalog_and_the_search_index_and_reindex_rebuilds_it(self, data_dir: Path) -> None:
+        seeded = _cli("seed", "--products", "300", "--seed", "7", "--data-dir", str(data_dir))
+        assert seeded.returncode == 0, seeded.stderr
+        assert re.search(r"Added 300 products in [\d.]+ s; search index rebuilt \(300 products\)", seeded.stdout)
+        [before] = (data_dir / "search-index").glob("gen-*")
+
+        rebuilt = _cli("reindex", "--data-dir", str(data_dir))
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert re.search(r"Indexed 300 published products in [\d.]+ s", rebuilt.stdout)
+        assert (data_dir / "search-index" / "current").resolve().name > before.name
+
+        server = DevServer(data_dir)
+        try:
+            assert httpx.get(f"{server.base}/api/products/search").json()["total"] == 300
+        finally:
+            server.stop()
 
     def test_create_admin_refuses_a_short_password(self, data_dir: Path) -> None:
         result = _cli("create-admin", "--email", "a@example.com", "--password", "short", "--data-dir", str(data_dir))
@@ -169,7 +200,9 @@ class TestCommands:
         assert document["info"]["title"] == "Tienda"
         assert "/api/v1/users/login" in document["paths"]
 
-    @pytest.mark.parametrize("command", ["dev", "serve", "worker", "migrate", "create-admin", "openapi"])
+    @pytest.mark.parametrize(
+        "command", ["dev", "serve", "worker", "migrate", "create-admin", "openapi", "seed", "reindex"]
+    )
     def test_every_command_explains_itself(self, command: str) -> None:
         result = _cli(command, "--help")
 

@@ -25,7 +25,7 @@ from tienda.catalog.schemas import (
     Sort,
 )
 from tienda.catalog.service import CatalogService
-from tienda.catalog.wiring import catalog_service
+from tienda.catalog.wiring import catalog_service, media_store
 from tienda.platform import bodies, web
 from tienda.platform.auth import Admin, OptionalUser
 from tienda.platform.db import UnitOfWork
@@ -47,13 +47,7 @@ async def _service(request: Request) -> CatalogService:
 
 
 def _media(request: Request) -> MediaStore:
-    store: MediaStore | None = getattr(request.app.state, "catalog_media", None)
-    if store is None:
-        settings = request.app.state.platform.settings
-        store = request.app.state.catalog_media = MediaStore(
-            settings.media_dir, max_image_bytes=settings.max_image_bytes
-        )
-    return store
+    return media_store(request.app.state.platform)
 
 
 Service = Annotated[CatalogService, Depends(_service)]

@@ -1,7 +1,8 @@
-"""Builds the catalog service from the platform, once per process (routes, client, CLI)."""
+"""Builds the catalog's service and media store from the platform, once per process."""
 
 from __future__ import annotations
 
+from tienda.catalog.media import MediaStore
 from tienda.catalog.service import CatalogService
 from tienda.platform.runtime import Platform
 
@@ -16,3 +17,10 @@ def catalog_service(platform: Platform) -> CatalogService:
         )
 
     return platform.service("catalog", build)
+
+
+def media_store(platform: Platform) -> MediaStore:
+    def build(p: Platform) -> MediaStore:
+        return MediaStore(p.settings.media_dir, max_image_bytes=p.settings.max_image_bytes)
+
+    return platform.service("catalog.media", build)
