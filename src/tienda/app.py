@@ -102,7 +102,14 @@ def create_app(
     )
     if platform is not None:
         app.state.platform = platform
-    web.install(app, metrics=metrics, max_body_bytes=settings.max_body_bytes, access_log=settings.env != "test")
+    web.install(
+        app,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.env != "test",
+        cached_reads=tuple(read for spec in modules for read in spec.cached_reads),
+        prefixes=(API_PREFIX, ALIAS_PREFIX),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]

@@ -193,3 +193,64 @@ class TestListingStampede:
         with pytest.raises(RuntimeError):
             await service.cached_listing(query={"page": 2}, render=broken)
         assert await service.cached_listing(query={"page": 2}, render=working) == b"ok"
+
+
+class TestCachedReadsBeforeRouting:
+    """A public read whose JSON is in the cache is answered before routing; the answer must be
+    the route's own in every respect a client or an operator sees."""
+
+    async def test_the_answer_the_headers_and_the_metrics_are_the_routes(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        routed = await shop.client.get(f"/api/v1/products/{product_id}")  # a miss: the route fills the cache
+        assert await shop.platform.cache.get(f"catalog:product:{product_id}") == routed.content
+
+        cached = await shop.client.get(f"/api/v1/products/{product_id}", headers={"X-Request-ID": "trace-1"})
+        aliased = await shop.client.get(f"/api/products/{product_id}")
+
+        assert cached.status_code == aliased.status_code == 200
+        assert cached.content == aliased.content == routed.content
+        assert cached.headers["content-type"] == routed.headers["content-type"] == "application/json"
+        assert cached.headers["content-length"] == str(len(routed.content))
+        assert cached.headers["x-request-id"] == "trace-1"
+        metrics = (await shop.client.get("/metrics")).text
+        assert 'route="/api/v1/products/{productId}",status="200"} 2.0' in metrics
+        assert 'route="/api/products/{productId}",status="200"} 1.0' in metrics
+
+    async def test_a_hidden_product_is_the_routes_404(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        await shop.client.get(f"/api/v1/products/{product_id}")
+        await shop.client.post(f"/api/v1/products/{product_id}/unpublish", headers=admin)
+        assert await shop.platform.cache.get(f"catalog:product:{product_id}") == b"-"
+
+        response = await shop.client.get(f"/api/v1/products/{product_id}")
+
+        assert_error(response, 404, "PRODUCT_NOT_FOUND")
+
+    async def test_a_signed_in_reader_goes_to_the_route(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        await shop.client.get(f"/api/v1/products/{product_id}")
+        await shop.platform.cache.set(f"catalog:product:{product_id}", b'{"stale":true}', ttl=60)
+
+        as_admin = await shop.client.get(f"/api/v1/products/{product_id}", headers=admin)
+        with_bad_token = await shop.client.get(
+            f"/api/v1/products/{product_id}", headers={"Authorization": "Bearer not-a-token"}
+        )
+        public = await shop.client.get(f"/api/v1/products/{product_id}")
+
+        assert as_admin.json()["name"] == "Mug"  # admins read the database
+        assert with_bad_token.status_code == 401  # credentials are checked, not skipped
+        assert public.json() == {"stale": True}  # the public reads what the cache holds
+
+    async def test_a_query_string_or_another_method_goes_to_the_route(self, shop: Shop, cache_backend: str) -> None:
+        _, admin = await shop.admin()
+        product_id = await _published(shop, admin)
+        await shop.platform.cache.set(f"catalog:product:{product_id}", b'{"from":"cache"}', ttl=60)
+
+        assert (await shop.client.get(f"/api/v1/products/{product_id}", params={"x": "1"})).json() == {
+            "from": "cache"
+        }  # the route reads the same cache
+        assert (await shop.client.delete(f"/api/v1/products/{product_id}")).status_code == 401
+        assert (await shop.client.get("/api/v1/products/search", params={"q": "mug"})).status_code == 200

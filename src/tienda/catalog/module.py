@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from tienda.catalog import api
 from tienda.catalog.models import OUTBOX, Base
+from tienda.catalog.service import TOMBSTONE, product_cache_key
 from tienda.platform.modules import ModuleSpec
+from tienda.platform.web import CachedRead
 
 MODULE = ModuleSpec(
     name="catalog",
@@ -13,4 +15,13 @@ MODULE = ModuleSpec(
     migrations="tienda.catalog:migrations",
     routers=(api.products, api.categories),
     root_routers=(api.media,),
+    # The public product detail is kept in the cache whole (see CatalogService.public_product).
+    cached_reads=(
+        CachedRead(
+            path="/products/{productId}",
+            parameter=r"p_[A-Za-z0-9_-]{1,62}",
+            key=product_cache_key,
+            servable=lambda body: body != TOMBSTONE,
+        ),
+    ),
 )

@@ -283,7 +283,7 @@ class CatalogService:
 
     async def public_product(self, db: Database, *, product_id: str) -> bytes:
         """The public view of a product as JSON, from the cache when it is there."""
-        key = _product_key(product_id)
+        key = product_cache_key(product_id)
         cached = await self.cache.get(key)
         if cached is not None and cached != TOMBSTONE:
             return cached
@@ -299,7 +299,7 @@ class CatalogService:
         see it; and a new listing generation, so no cached page shows the old product."""
         visible = read is not None and read.is_active and read.deleted_at is None
         body = read.model_dump_json(by_alias=True).encode() if visible and read else TOMBSTONE
-        await self.cache.set(_product_key(product_id), body, ttl=self.cache_ttl)
+        await self.cache.set(product_cache_key(product_id), body, ttl=self.cache_ttl)
         await self.listing_generation.renew()
 
     async def cached_listing(self, *, query: dict[str, Any], render: Callable[[], Awaitable[bytes]]) -> bytes:
@@ -508,5 +508,5 @@ class CatalogService:
             raise conflict() from exc
 
 
-def _product_key(product_id: str) -> str:
+def product_cache_key(product_id: str) -> str:
     return f"catalog:product:{product_id}"

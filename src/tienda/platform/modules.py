@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from tienda.platform.events import Consumer, OutboxTables
+from tienda.platform.web import CachedRead
 
 if TYPE_CHECKING:
     from tienda.platform.runtime import Platform
@@ -26,5 +27,7 @@ class ModuleSpec:
     """Mounted under `/api/v1` and the `/api` alias."""
     root_routers: tuple[APIRouter, ...] = ()
     """Mounted as they are, at the root (e.g. `/media/...` files served back)."""
+    cached_reads: tuple[CachedRead, ...] = ()
+    """Public GET routes answered straight from the cache when their entry is there."""
     consumers: Callable[[Platform], Sequence[Consumer]] | None = None
     """Builds this module's event consumers once the platform exists."""

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -41,6 +42,8 @@ def _request_id(scope: Scope) -> str:
 def _route_template(scope: Scope) -> str:
     """The matched route's full path template (e.g. /api/v1/users/{userId}), so metrics have
     one series per route rather than per URL."""
+    if _CACHED_ROUTE in scope:
+        return str(scope[_CACHED_ROUTE])
     # FastAPI includes routers lazily: the full path lives on its effective route context.
     context = scope.get("fastapi", {}).get("effective_route_context")
     path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
@@ -107,6 +110,60 @@ class RequestContextMiddleware:
                     ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+_CACHED_ROUTE = "tienda.cached_route"
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    """A public GET route whose answer a module keeps in the cache, whole (e.g. a product's
+    public JSON). Such a request is answered from the cache before routing when the caller
+    sends no credentials and the entry is there and `servable`; anything else — a miss, a
+    hidden product's tombstone, a signed-in caller, a query string — goes to the route, whose
+    answer it is. The route and the module's writers keep the entry right."""
+
+    path: str
+    """The route's path under the API prefixes, with one parameter: `/products/{productId}`."""
+    parameter: str
+    """A regular expression the parameter must match (others go to the route)."""
+    key: Callable[[str], str]
+    servable: Callable[[bytes], bool]
+    media_type: bytes = b"application/json"
+
+
+class CachedReadMiddleware:
+    """Answers `CachedRead` routes from the cache without the framework's routing and
+    dependency resolution (most of a cached read's cost). Inside RequestContextMiddleware, so
+    request ids, access logs and metrics are the same as for a routed request."""
+
+    def __init__(self, app: ASGIApp, reads: tuple[CachedRead, ...], prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.reads: list[tuple[re.Pattern[str], CachedRead, str]] = []
+        for read in reads:
+            head, _, tail = read.path.partition("{")
+            name, _, rest = tail.partition("}")
+            for prefix in prefixes:
+                pattern = re.compile(f"^{re.escape(prefix + head)}({read.parameter}){re.escape(rest)}$")
+                self.reads.append((pattern, read, f"{prefix}{head}{{{name}}}{rest}"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("query_string"):
+            for pattern, read, template in self.reads:
+                found = pattern.match(scope["path"])
+                if found is None:
+                    continue
+                if any(name == b"authorization" for name, _ in scope["headers"]):
+                    break
+                body = await scope["app"].state.platform.cache.get(read.key(found.group(1)))
+                if body is None or not read.servable(body):
+                    break
+                scope[_CACHED_ROUTE] = template
+                headers = [(b"content-type", read.media_type), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 _BODY_LIMIT = "tienda.body_limit"
@@ -245,11 +302,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _json_response(exc.status_code, body, dict(exc.headers or {}))
 
 
-def install(app: FastAPI, *, metrics: HttpMetrics, max_body_bytes: int, access_log: bool = True) -> None:
+def install(
+    app: FastAPI,
+    *,
+    metrics: HttpMetrics,
+    max_body_bytes: int,
+    access_log: bool = True,
+    cached_reads: tuple[CachedRead, ...] = (),
+    prefixes: tuple[str, ...] = (),
+) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    if cached_reads:
+        app.add_middleware(CachedReadMiddleware, reads=cached_reads, prefixes=prefixes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=access_log)
 
 
