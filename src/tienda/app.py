@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from tienda import __version__
 from tienda.catalog.module import MODULE as CATALOG
+from tienda.inventory.module import MODULE as INVENTORY
 from tienda.platform import web
 from tienda.platform.clock import Clock
 from tienda.platform.modules import ModuleSpec
@@ -23,7 +24,7 @@ from tienda.settings import Settings
 from tienda.users.module import MODULE as USERS
 
 # Search before the catalog: `/products/search` must win over `/products/{productId}`.
-ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG)
+ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG, INVENTORY)
 
 API_PREFIX = "/api/v1"
 ALIAS_PREFIX = "/api"
@@ -97,6 +98,7 @@ def create_app(
             {"name": "users", "description": "Registration, sessions, passwords, profiles and addresses."},
             {"name": "catalog", "description": "Products with variants and images, categories, publishing."},
             {"name": "search", "description": "Full-text product search with facets, and autocomplete."},
+            {"name": "inventory", "description": "Stock per product and variant; reservations that never oversell."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     users_database_url: str | None = None
     catalog_database_url: str | None = None
     search_database_url: str | None = None
+    inventory_database_url: str | None = None
     db_pool_size: int = Field(default=20, description="Connections per process and module database (+50% overflow).")
     db_echo: bool = False
 
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     )
     default_currency: str = "INR"
     default_tax_rate: Decimal = Decimal("0.18")
+
+    # Inventory.
+    reservation_ttl_seconds: int = Field(default=15 * 60, description="A reservation expires unless committed.")
 
     # Search: an embedded tantivy index on disk, fed by catalog events.
     search_index_dir: Path | None = Field(default=None, description="Default: <data_dir>/search-index.")

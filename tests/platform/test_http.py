@@ -124,7 +124,12 @@ class TestOperations:
         assert response.status_code == 200
         assert response.json() == {
             "status": "ok",
-            "checks": {"database:users": "ok", "database:search": "ok", "database:catalog": "ok"},
+            "checks": {
+                "database:users": "ok",
+                "database:search": "ok",
+                "database:catalog": "ok",
+                "database:inventory": "ok",
+            },
         }
 
     async def test_metrics_count_requests_per_route_template_and_status(self, shop: Shop) -> None:

@@ -1,0 +1,1 @@
+"""Inventory: stock per product and variant, reservations that can never oversell."""

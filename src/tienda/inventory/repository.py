@@ -1,0 +1,127 @@
+"""Every query of inventory. Stock changes are guarded single-row UPDATEs: the condition that
+keeps `available` ≥ 0 is part of the statement, so no interleaving of concurrent requests can
+pass it twice (the row lock taken by the UPDATE serialises them, and each re-checks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tienda.inventory.models import Reservation, StockItem
+
+
+async def items_of(session: AsyncSession, product_id: str) -> list[StockItem]:
+    query = select(StockItem).where(StockItem.product_id == product_id).order_by(StockItem.variant_id)
+    return list(await session.scalars(query))
+
+
+async def item(
+    session: AsyncSession, product_id: str, variant_id: str, *, for_update: bool = False
+) -> StockItem | None:
+    query = select(StockItem).where(StockItem.product_id == product_id, StockItem.variant_id == variant_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def counts(session: AsyncSession, product_id: str, variant_id: str) -> tuple[int, int, int]:
+    """(stock, reserved, threshold) as stored now (the guarded UPDATEs bypass the ORM's objects)."""
+    row = (
+        await session.execute(
+            select(StockItem.stock_count, StockItem.reserved_count, StockItem.threshold).where(
+                StockItem.product_id == product_id, StockItem.variant_id == variant_id
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def _changed_one(session: AsyncSession, statement: object) -> bool:
+    result = await session.execute(statement.execution_options(synchronize_session=False))  # type: ignore[attr-defined]
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+async def hold(session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime) -> bool:
+    """Reserve `quantity` if that many are available; False (nothing changed) otherwise."""
+    return await _changed_one(
+        session,
+        update(StockItem)
+        .where(
+            StockItem.product_id == product_id,
+            StockItem.variant_id == variant_id,
+            StockItem.stock_count - StockItem.reserved_count >= quantity,
+        )
+        .values(reserved_count=StockItem.reserved_count + quantity, updated_at=now),
+    )
+
+
+async def unhold(session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime) -> bool:
+    return await _changed_one(
+        session,
+        update(StockItem)
+        .where(
+            StockItem.product_id == product_id,
+            StockItem.variant_id == variant_id,
+            StockItem.reserved_count >= quantity,
+        )
+        .values(reserved_count=StockItem.reserved_count - quantity, updated_at=now),
+    )
+
+
+async def consume(session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime) -> bool:
+    """Reserved units leave the stock (sold)."""
+    return await _changed_one(
+        session,
+        update(StockItem)
+        .where(
+            StockItem.product_id == product_id,
+            StockItem.variant_id == variant_id,
+            StockItem.reserved_count >= quantity,
+            StockItem.stock_count >= quantity,
+        )
+        .values(
+            stock_count=StockItem.stock_count - quantity,
+            reserved_count=StockItem.reserved_count - quantity,
+            updated_at=now,
+        ),
+    )
+
+
+async def restock(session: AsyncSession, product_id: str, variant_id: str, delta: int, now: datetime) -> bool:
+    """Stock changes by `delta` unless it would fall below what is reserved."""
+    return await _changed_one(
+        session,
+        update(StockItem)
+        .where(
+            StockItem.product_id == product_id,
+            StockItem.variant_id == variant_id,
+            StockItem.stock_count + delta >= StockItem.reserved_count,
+        )
+        .values(stock_count=StockItem.stock_count + delta, updated_at=now),
+    )
+
+
+async def reservations(session: AsyncSession, order_id: str, *, for_update: bool = False) -> list[Reservation]:
+    query = (
+        select(Reservation)
+        .where(Reservation.order_id == order_id)
+        .order_by(Reservation.product_id, Reservation.variant_id)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return list(await session.scalars(query))
+
+
+async def expired(session: AsyncSession, now: datetime, limit: int) -> list[Reservation]:
+    query = (
+        select(Reservation)
+        .where(Reservation.status == "RESERVED", Reservation.expires_at < now)
+        .order_by(Reservation.product_id, Reservation.variant_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(await session.scalars(query))
