@@ -78,7 +78,8 @@ def create_app(
         if migrate:
             await current.migrate()
         if owned and settings.relays_in_process:
-            current.relay.start()
+            current.relay.start()  # one process does it all (dev): its jobs run here too
+            current.jobs.start()
         # What start-up allocated lives as long as the process: keep the collector from
         # walking it again on every full collection (pauses that show in the p99).
         gc.collect()

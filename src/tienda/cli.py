@@ -226,6 +226,7 @@ def worker(
             if "search" in platform.modules:
                 await search_service(platform).ensure_index()
             await platform.start_consumers()
+            platform.jobs.start()
             broker = "RabbitMQ" if settings.broker_url else "in-process"
             typer.echo(f"Worker running for {', '.join(platform.modules)} (broker: {broker})")
             await platform.relay.run_forever()

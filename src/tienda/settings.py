@@ -103,6 +103,7 @@ class Settings(BaseSettings):
 
     # Inventory.
     reservation_ttl_seconds: int = Field(default=15 * 60, description="A reservation expires unless committed.")
+    reservation_sweep_seconds: float = Field(default=15.0, description="How often expired reservations are released.")
 
     # Search: an embedded tantivy index on disk, fed by catalog events.
     search_index_dir: Path | None = Field(default=None, description="Default: <data_dir>/search-index.")

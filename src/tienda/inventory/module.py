@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tienda.inventory import api
 from tienda.inventory.models import OUTBOX, Base
+from tienda.inventory.wiring import inventory_jobs
 from tienda.platform.modules import ModuleSpec
 
 MODULE = ModuleSpec(
@@ -12,4 +13,5 @@ MODULE = ModuleSpec(
     outbox=OUTBOX,
     migrations="tienda.inventory:migrations",
     routers=(api.router,),
+    jobs=inventory_jobs,
 )

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from tienda.platform.events import Consumer, OutboxTables
+from tienda.platform.jobs import Job
 from tienda.platform.web import CachedRead
 
 if TYPE_CHECKING:
@@ -31,3 +32,5 @@ class ModuleSpec:
     """Public GET routes answered straight from the cache when their entry is there."""
     consumers: Callable[[Platform], Sequence[Consumer]] | None = None
     """Builds this module's event consumers once the platform exists."""
+    jobs: Callable[[Platform], Sequence[Job]] | None = None
+    """Builds this module's scheduled jobs once the platform exists."""

@@ -13,6 +13,7 @@ from tienda.platform.cache import Cache, MemoryCache, RedisCache
 from tienda.platform.clock import Clock, SystemClock
 from tienda.platform.db import Database
 from tienda.platform.events import EventBus, InProcessBus, OutboxRelay, Subscription
+from tienda.platform.jobs import JobRunner
 from tienda.platform.mail import FileMailer, Mailer, SmtpMailer
 from tienda.platform.migrations import upgrade
 from tienda.platform.modules import ModuleSpec
@@ -41,6 +42,8 @@ class Platform:
     redis: Redis | None = None
     services: dict[str, Any] = field(default_factory=dict)
     """The modules' services of this process, each built once, on first use."""
+    jobs: JobRunner = field(default_factory=lambda: JobRunner(()))
+    """The modules' scheduled jobs; started by the worker (and by a process relaying its own events)."""
 
     @classmethod
     def build(cls, settings: Settings, modules: Sequence[ModuleSpec], *, clock: Clock | None = None) -> Platform:
@@ -89,6 +92,7 @@ class Platform:
             relay=OutboxRelay(list(databases.values()), bus, poll_interval=settings.relay_poll_interval),
             redis=redis,
         )
+        platform.jobs = JobRunner([job for spec in modules for job in (spec.jobs(platform) if spec.jobs else ())])
         for spec in modules:
             for consumer in spec.consumers(platform) if spec.consumers else ():
                 sub = Subscription(consumer=consumer, db=databases[consumer.module])
@@ -124,6 +128,7 @@ class Platform:
             await self.bus.consume(self.subscriptions)
 
     async def close(self) -> None:
+        await self.jobs.stop()
         await self.relay.stop()
         await self.bus.close()
         await self.cache.close()

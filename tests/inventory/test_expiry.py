@@ -1,0 +1,61 @@
+"""Reservations that are not committed in time give their units back, by the worker's job."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import Shop
+from tests.inventory.test_concurrency import VARIANT, adjust, service_auth, stock_of
+from tienda.platform.jobs import Job, JobRunner
+
+
+class TestExpiry:
+    async def test_the_sweep_releases_what_was_not_committed_in_time(self, shop: Shop) -> None:
+        _, admin = await shop.admin()
+        await adjust(shop, admin, 5)
+        caller = service_auth(shop)
+        for order, ttl in (("ord_slow", None), ("ord_quick", 60), ("ord_paid", None)):
+            body = {"orderId": order, "items": [{**VARIANT, "quantity": 1}]} | ({"ttlSeconds": ttl} if ttl else {})
+            assert (await shop.client.post("/api/v1/inventory/reserve", json=body, headers=caller)).status_code == 200
+        await shop.client.post("/api/v1/inventory/commit", json={"orderId": "ord_paid"}, headers=caller)
+
+        shop.clock.advance(minutes=2)
+        assert await shop.platform.jobs.run_all_once() == {"inventory.release_expired": 1}  # ord_quick only
+        shop.clock.advance(minutes=14)
+        assert await shop.platform.jobs.run_all_once() == {"inventory.release_expired": 1}  # then ord_slow
+        assert await shop.platform.jobs.run_all_once() == {"inventory.release_expired": 0}
+
+        assert await stock_of(shop) == (4, 0)  # one sold, two back on the shelf
+        caller = service_auth(shop)  # the first token expired with the clock
+        slow = await shop.client.get("/api/v1/inventory/reservations/ord_slow", headers=caller)
+        assert slow.json()["status"] == "EXPIRED"
+        late = await shop.client.post("/api/v1/inventory/commit", json={"orderId": "ord_slow"}, headers=caller)
+        assert late.status_code == 409
+        assert late.json()["code"] == "RESERVATION_CLOSED"
+        expired = await shop.scalar("inventory", "SELECT COUNT(*) FROM inventory_movements WHERE kind = 'EXPIRE'")
+        assert int(expired) == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+class TestJobRunner:
+    async def test_runs_each_job_again_after_its_interval_and_survives_a_failure(self, shop: Shop) -> None:
+        runs: list[str] = []
+
+        async def flaky() -> int:
+            runs.append("flaky")
+            if len(runs) == 1:
+                raise RuntimeError("the database went away")
+            return 1
+
+        runner = JobRunner([Job(name="flaky", interval_seconds=0.01, run=flaky)])
+        runner.start()
+        try:
+            for _ in range(200):
+                if len(runs) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await runner.stop()
+        assert len(runs) >= 3
