@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tienda.platform.db import TYPE_ANNOTATION_MAP, BigPK, new_metadata
+from tienda.platform.db import TYPE_ANNOTATION_MAP, BigPK, PublicId, new_metadata
 from tienda.platform.events import outbox_tables
 
 NO_VARIANT = ""
@@ -28,8 +28,8 @@ class StockItem(Base):
     __tablename__ = "inventory"
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
-    product_id: Mapped[str] = mapped_column(String(64))
-    variant_id: Mapped[str] = mapped_column(String(64), default=NO_VARIANT)
+    product_id: Mapped[str] = mapped_column(PublicId)
+    variant_id: Mapped[str] = mapped_column(PublicId, default=NO_VARIANT)
     stock_count: Mapped[int] = mapped_column(Integer, default=0)
     reserved_count: Mapped[int] = mapped_column(Integer, default=0)
     threshold: Mapped[int] = mapped_column(Integer, default=0)
@@ -48,9 +48,9 @@ class Reservation(Base):
     __tablename__ = "inventory_reservations"
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
-    order_id: Mapped[str] = mapped_column(String(64))
-    product_id: Mapped[str] = mapped_column(String(64))
-    variant_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(PublicId)
+    product_id: Mapped[str] = mapped_column(PublicId)
+    variant_id: Mapped[str] = mapped_column(PublicId)
     quantity: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
     expires_at: Mapped[datetime]
@@ -69,12 +69,12 @@ class Movement(Base):
     __tablename__ = "inventory_movements"
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
-    product_id: Mapped[str] = mapped_column(String(64), index=True)
-    variant_id: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[str] = mapped_column(PublicId, index=True)
+    variant_id: Mapped[str] = mapped_column(PublicId)
     kind: Mapped[str] = mapped_column(String(20))
     stock_delta: Mapped[int] = mapped_column(Integer)
     reserved_delta: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(String(255))
-    order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    order_id: Mapped[str | None] = mapped_column(PublicId, index=True)
     actor: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]

@@ -15,7 +15,8 @@ from tienda.inventory.models import Reservation, StockItem
 
 async def items_of(session: AsyncSession, product_id: str) -> list[StockItem]:
     query = select(StockItem).where(StockItem.product_id == product_id).order_by(StockItem.variant_id)
-    return list(await session.scalars(query))
+    # The guarded UPDATEs bypass the session's objects: read the rows as stored now.
+    return list(await session.scalars(query.execution_options(populate_existing=True)))
 
 
 async def item(

@@ -159,8 +159,8 @@ class InventoryService:
         if not rows:
             raise ReservationNotFound()
         held = [r for r in rows if r.status == "RESERVED"]
-        if not held and any(r.status != "COMMITTED" for r in rows):
-            raise ReservationClosed()
+        if not held and not any(r.status == "COMMITTED" for r in rows):
+            raise ReservationClosed()  # everything was released or expired: nothing to sell
         now = self.clock.now()
         for row in held:
             if not await repository.consume(uow.session, row.product_id, row.variant_id, row.quantity, now):
@@ -284,8 +284,9 @@ class InventoryService:
 
     @staticmethod
     def _reservation_read(order_id: str, rows: list[Reservation]) -> ReservationRead:
+        rows = sorted(rows, key=lambda r: (r.product_id, r.variant_id))  # the same order on every database
         statuses = {r.status for r in rows}
-        status = "RESERVED" if "RESERVED" in statuses else (statuses.pop() if len(statuses) == 1 else "RELEASED")
+        status = next(s for s in ("RESERVED", "COMMITTED", "EXPIRED", "RELEASED") if s in statuses)
         return ReservationRead(
             order_id=order_id,
             status=status,

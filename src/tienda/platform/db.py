@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric, event, text
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric, String, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -25,6 +25,9 @@ NAMING_CONVENTION = {
 }
 
 BigPK = BigInteger().with_variant(Integer, "sqlite")
+
+PublicId = String(64).with_variant(mysql.VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb")
+"""A public id compared exactly: MySQL/MariaDB's default collation ignores case ("p_Tee" = "p_tee")."""
 """A 64-bit surrogate key that still autoincrements on SQLite."""
 
 
