@@ -46,18 +46,29 @@ async def _changed_one(session: AsyncSession, statement: object) -> bool:
     return result.rowcount == 1
 
 
-async def hold(session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime) -> bool:
-    """Reserve `quantity` if that many are available; False (nothing changed) otherwise."""
-    return await _changed_one(
-        session,
+async def hold(
+    session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime
+) -> tuple[int, int, int] | None:
+    """Reserve `quantity` if that many are available and return (stock, reserved, threshold)
+    as they now are; None (nothing changed) otherwise. Where the database can, the counts come
+    back with the UPDATE itself: the row stays locked until commit, so every round trip after
+    the UPDATE is time other reservations of the same item wait."""
+    statement = (
         update(StockItem)
         .where(
             StockItem.product_id == product_id,
             StockItem.variant_id == variant_id,
             StockItem.stock_count - StockItem.reserved_count >= quantity,
         )
-        .values(reserved_count=StockItem.reserved_count + quantity, updated_at=now),
+        .values(reserved_count=StockItem.reserved_count + quantity, updated_at=now)
     )
+    if session.bind is not None and session.bind.dialect.update_returning:
+        returning = statement.returning(StockItem.stock_count, StockItem.reserved_count, StockItem.threshold)
+        row = (await session.execute(returning.execution_options(synchronize_session=False))).first()
+        return (int(row[0]), int(row[1]), int(row[2])) if row is not None else None
+    if not await _changed_one(session, statement):  # MariaDB: no UPDATE ... RETURNING
+        return None
+    return await counts(session, product_id, variant_id)
 
 
 async def unhold(session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime) -> bool:

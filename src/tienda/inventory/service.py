@@ -95,12 +95,6 @@ class InventoryService:
             return self._reservation_read(order_id, existing)
         now = self.clock.now()
         wanted = _wanted(items)
-        short: list[ErrorDetail] = []
-        for (product_id, variant_id), quantity in wanted.items():  # in key order: no lock cycles
-            if not await repository.hold(uow.session, product_id, variant_id, quantity, now):
-                short.append(await self._shortage(uow, product_id, variant_id, quantity))
-        if short:
-            raise InsufficientStock(details=short)  # the caller rolls back the holds that passed
         expires = now + (ttl or self.reservation_ttl)
         rows = [
             Reservation(
@@ -116,9 +110,23 @@ class InventoryService:
             for (product_id, variant_id), quantity in wanted.items()
         ]
         uow.session.add_all(rows)
-        await _flush(uow)  # a concurrent reservation of the same order fails here
         for row in rows:
-            await self._moved(uow, row.product_id, row.variant_id, "RESERVE", 0, row.quantity, order_id=order_id)
+            self._audit(uow, row.product_id, row.variant_id, "RESERVE", 0, row.quantity, order_id=order_id)
+        # Rows are written before the stock is touched: the stock rows' locks, taken by the
+        # guarded UPDATEs below, are then held only until the commit that follows.
+        await _flush(uow)  # a concurrent reservation of the same order fails here
+        short: list[ErrorDetail] = []
+        held: dict[Key, tuple[int, int, int]] = {}
+        for (product_id, variant_id), quantity in wanted.items():  # in key order: no lock cycles
+            counts = await repository.hold(uow.session, product_id, variant_id, quantity, now)
+            if counts is None:
+                short.append(await self._shortage(uow, product_id, variant_id, quantity))
+            else:
+                held[(product_id, variant_id)] = counts
+        if short:
+            raise InsufficientStock(details=short)  # the caller rolls back everything above
+        for (product_id, variant_id), counts in held.items():
+            await self._publish(uow, product_id, variant_id, counts, change=-wanted[(product_id, variant_id)])
         return self._reservation_read(order_id, rows)
 
     async def release(self, uow: UnitOfWork, *, order_id: str, items: list[ItemIn] | None) -> ReservationRead:
@@ -251,9 +259,36 @@ class InventoryService:
         actor: str | None = None,
         before: int | None = None,
     ) -> None:
-        """Audit the change and publish the row as it now is (and a low-stock warning when
-        available falls to the threshold)."""
-        now = self.clock.now()
+        """Audit the change and publish the row as it now is."""
+        self._audit(
+            uow,
+            product_id,
+            variant_id,
+            kind,
+            stock_delta,
+            reserved_delta,
+            order_id=order_id,
+            reason=reason,
+            actor=actor,
+        )
+        counts = await repository.counts(uow.session, product_id, variant_id)
+        available = counts[0] - counts[1]
+        change = available - before if before is not None else stock_delta - reserved_delta
+        await self._publish(uow, product_id, variant_id, counts, change=change)
+
+    def _audit(
+        self,
+        uow: UnitOfWork,
+        product_id: str,
+        variant_id: str,
+        kind: str,
+        stock_delta: int,
+        reserved_delta: int,
+        *,
+        order_id: str | None = None,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> None:
         uow.session.add(
             Movement(
                 product_id=product_id,
@@ -264,10 +299,16 @@ class InventoryService:
                 reason=reason,
                 order_id=order_id,
                 actor=actor,
-                created_at=now,
+                created_at=self.clock.now(),
             )
         )
-        stock, reserved, threshold = await repository.counts(uow.session, product_id, variant_id)
+
+    async def _publish(
+        self, uow: UnitOfWork, product_id: str, variant_id: str, counts: tuple[int, int, int], *, change: int
+    ) -> None:
+        """`inventory.updated` with the row as it now is, and `inventory.low_stock` when this
+        change (of available, by `change`) brought it down to the threshold."""
+        stock, reserved, threshold = counts
         available = stock - reserved
         payload = {
             "productId": product_id,
@@ -277,9 +318,9 @@ class InventoryService:
             "available": available,
             "threshold": threshold,
         }
+        now = self.clock.now()
         await uow.publish(events.INVENTORY_UPDATED, payload, at=now)
-        previous = before if before is not None else available + reserved_delta - stock_delta
-        if available <= threshold < previous:
+        if available <= threshold < available - change:
             await uow.publish(events.LOW_STOCK, payload, at=now)
 
     @staticmethod
