@@ -37,27 +37,34 @@ async def load(ctx: LoadContext) -> None:
 
 
 async def no_oversell(target: Target) -> list[str]:
-    """Units held = units the reservations say; stock untouched; available never below zero."""
+    """Units held = units the reservations say; stock untouched; available never below zero.
+    Read in one statement (one snapshot): a reservation that commits between two separate
+    reads would look like a discrepancy."""
+    held = (
+        select(func.coalesce(func.sum(Reservation.quantity), 0))
+        .where(Reservation.product_id == PRODUCT, Reservation.status == "RESERVED")
+        .scalar_subquery()
+    )
     db = Database("inventory", target.database_url, outbox=OUTBOX)
     try:
         async with db.reader() as uow:
-            item = await uow.session.scalar(
-                select(StockItem).where(StockItem.product_id == PRODUCT, StockItem.variant_id == VARIANT)
-            )
-            held = await uow.session.scalar(
-                select(func.coalesce(func.sum(Reservation.quantity), 0)).where(
-                    Reservation.product_id == PRODUCT, Reservation.status == "RESERVED"
+            row = (
+                await uow.session.execute(
+                    select(StockItem.stock_count, StockItem.reserved_count, held).where(
+                        StockItem.product_id == PRODUCT, StockItem.variant_id == VARIANT
+                    )
                 )
-            )
+            ).first()
     finally:
         await db.dispose()
-    if item is None:
+    if row is None:
         return ["the hot variant is gone"]
+    stock, reserved, reservations = int(row[0]), int(row[1]), int(row[2])
     problems = []
-    if item.reserved_count != int(held or 0):
-        problems.append(f"reserved_count {item.reserved_count} != reservations {held}")
-    if item.stock_count != STOCK or item.reserved_count > item.stock_count:
-        problems.append(f"stock {item.stock_count}, reserved {item.reserved_count}")
+    if reserved != reservations:
+        problems.append(f"reserved_count {reserved} != reservations {reservations}")
+    if stock != STOCK or reserved > stock:
+        problems.append(f"stock {stock}, reserved {reserved}")
     return problems
 
 
