@@ -172,8 +172,9 @@ def _word_query(word: str, *, last: bool, known: Known) -> Query:
     return Query.disjunction_max_query(parts, tie_breaker=0.3)
 
 
-def text_query(text: str, *, known: Known, require_all: bool = True) -> Query | None:
-    words = query_words(text)
+def text_query(text: str, *, known: Known, require_all: bool = True, words: list[str] | None = None) -> Query | None:
+    """The query for what was typed (`words`: its query_words, when the caller has them)."""
+    words = query_words(text) if words is None else words
     if not words:
         return None
     occur = Occur.Must if require_all else Occur.Should
@@ -181,6 +182,10 @@ def text_query(text: str, *, known: Known, require_all: bool = True) -> Query | 
     return Query.boolean_query(
         [(occur, _word_query(w, last=unfinished and i == len(words) - 1, known=known)) for i, w in enumerate(words)]
     )
+
+
+def _nothing(request: SearchRequest) -> SearchResult:
+    return SearchResult(hits=[], total=0, price_ranges=[0] * len(request.price_bounds))
 
 
 def _known_in(searcher: tantivy.Searcher) -> Known:
@@ -292,15 +297,14 @@ class SearchIndex:
 
     def search(self, request: SearchRequest) -> SearchResult:
         searcher = self.searcher()
-        if searcher is None:
-            return SearchResult(hits=[], total=0, price_ranges=[0] * len(request.price_bounds))
-        if request.text.strip() and not query_words(request.text):
-            # Typed, but nothing searchable in it (symbols, a 10 KB "word"): nothing matches.
-            return SearchResult(hits=[], total=0, price_ranges=[0] * len(request.price_bounds))
+        words = query_words(request.text)
+        if searcher is None or (request.text.strip() and not words):
+            # No index yet; or typed, but nothing searchable in it (symbols, a 10 KB "word").
+            return _nothing(request)
         filters = filter_query(request)
-        result = self._run(searcher, request, filters, require_all=True)
-        if result.total == 0 and len(query_words(request.text)) > 1:
-            result = self._run(searcher, request, filters, require_all=False)  # no product has every word
+        result = self._run(searcher, request, filters, words, require_all=True)
+        if result.total == 0 and len(words) > 1:
+            result = self._run(searcher, request, filters, words, require_all=False)  # no product has every word
         return result
 
     def _run(
@@ -308,10 +312,11 @@ class SearchIndex:
         searcher: tantivy.Searcher,
         request: SearchRequest,
         filters: list[tuple[Occur, Query]],
+        words: list[str],
         *,
         require_all: bool,
     ) -> SearchResult:
-        text = text_query(request.text, known=_known_in(searcher), require_all=require_all)
+        text = text_query(request.text, known=_known_in(searcher), require_all=require_all, words=words)
         query = Query.boolean_query([*filters, (Occur.Must, text)] if text else filters)
         sort = SORTS.get(request.sort) or (None if text else SORTS["newest"])
         if sort is None:
@@ -322,10 +327,9 @@ class SearchIndex:
             )
         hits = [searcher.doc(address).get_first("hit") for _, address in found.hits]
         result = SearchResult(hits=[h for h in hits if isinstance(h, bytes)], total=found.count or 0)  # type: ignore[attr-defined]
-        if result.total:
-            self._facets(searcher, query, request, result)
-        else:
-            result.price_ranges = [0] * len(request.price_bounds)
+        if not result.total:
+            return _nothing(request)
+        self._facets(searcher, query, request, result)
         return result
 
     @staticmethod
