@@ -110,7 +110,10 @@ async def redis_url(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncI
     """A reachable Redis when the test asked for `cache_backend == 'redis'`, else None.
     Tests share the server (across xdist workers and runs), so each gets its own key prefix
     (`redis_prefix`) instead of flushing a database under someone else's feet."""
-    wants = "cache_backend" in request.fixturenames and request.getfixturevalue("cache_backend") == "redis"
+    wants = any(
+        name in request.fixturenames and request.getfixturevalue(name) == "redis"
+        for name in ("cache_backend", "cart_store")
+    )
     if not wants:
         yield None
         return
@@ -205,10 +208,16 @@ class Shop:
 
 @pytest.fixture
 async def shop(
-    backend: str, database_urls: Any, redis_url: str | None, redis_prefix: str, tmp_path: Path
+    request: pytest.FixtureRequest,
+    backend: str,
+    database_urls: Any,
+    redis_url: str | None,
+    redis_prefix: str,
+    tmp_path: Path,
 ) -> AsyncIterator[Shop]:
     url = await database_urls.get_url(backend)
-    settings = shop_settings(tmp_path, url, redis_url, redis_prefix)
+    extra = {"cart_store": request.getfixturevalue("cart_store")} if "cart_store" in request.fixturenames else {}
+    settings = shop_settings(tmp_path, url, redis_url, redis_prefix, **extra)
     clock = FrozenClock()
     platform = Platform.build(settings, ALL_MODULES, clock=clock)
     await _empty_tables(platform)

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from tienda import __version__
+from tienda.carts.module import MODULE as CARTS
 from tienda.catalog.module import MODULE as CATALOG
 from tienda.inventory.module import MODULE as INVENTORY
 from tienda.platform import web
@@ -24,7 +25,7 @@ from tienda.settings import Settings
 from tienda.users.module import MODULE as USERS
 
 # Search before the catalog: `/products/search` must win over `/products/{productId}`.
-ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG, INVENTORY)
+ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG, CARTS, INVENTORY)
 
 API_PREFIX = "/api/v1"
 ALIAS_PREFIX = "/api"

@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     default_currency: str = "INR"
     default_tax_rate: Decimal = Decimal("0.18")
 
+    # Carts.
+    cart_store: Literal["redis", "sql"] | None = Field(
+        default=None, description="Where carts are kept; unset: Redis when redis_url is set, else the SQL tables."
+    )
+    cart_max_quantity: int = Field(default=99, ge=1, description="Most units of one line.")
+    cart_max_lines: int = Field(default=100, ge=1, description="Most lines in one cart.")
+    guest_cart_ttl_seconds: int = Field(
+        default=30 * 24 * 3600,
+        ge=60,
+        description="A guest's cart (and its token) lasts this long after its last write.",
+    )
+    cart_purge_seconds: float = Field(
+        default=3600.0, description="How often expired guest carts are deleted (SQL store)."
+    )
+
     # Inventory.
     reservation_ttl_seconds: int = Field(default=15 * 60, description="A reservation expires unless committed.")
     reservation_sweep_seconds: float = Field(default=15.0, description="How often expired reservations are released.")

@@ -128,6 +128,7 @@ class TestOperations:
                 "database:users": "ok",
                 "database:search": "ok",
                 "database:catalog": "ok",
+                "database:carts": "ok",
                 "database:inventory": "ok",
             },
         }

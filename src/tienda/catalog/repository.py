@@ -54,6 +54,16 @@ async def product(session: AsyncSession, product_id: str, *, for_update: bool = 
     return await session.scalar(query)
 
 
+async def products(session: AsyncSession, product_ids: list[str]) -> list[Product]:
+    """The products of these public ids that exist (soft-deleted and unpublished included)."""
+    query = (
+        select(Product)
+        .where(Product.product_id.in_(product_ids))
+        .options(selectinload(Product.variants), selectinload(Product.images))
+    )
+    return list(await session.scalars(query))
+
+
 async def published_products_after(session: AsyncSession, after_pk: int, limit: int) -> list[Product]:
     """Published, undeleted products in primary-key order, from just after `after_pk`."""
     query = (

@@ -294,6 +294,23 @@ class CatalogService:
             await self.cache.add(key, body, ttl=self.cache_ttl)
         return body
 
+    async def current_products(self, db: Database, *, product_ids: list[str]) -> list[ProductRead]:
+        """These products as they are now, each once, those that exist: published ones from the
+        product cache (kept current on every write), the rest (unpublished, deleted, not cached
+        yet) from the database."""
+        wanted = list(dict.fromkeys(product_ids))
+        cached = await self.cache.get_many(*(product_cache_key(p) for p in wanted)) if wanted else []
+        found = [ProductRead.model_validate_json(body) for body in cached if body is not None and body != TOMBSTONE]
+        missing = [p for p, body in zip(wanted, cached, strict=True) if body is None or body == TOMBSTONE]
+        if missing:
+            async with db.reader() as uow:
+                rows = await repository.products(uow.session, missing)
+                public = await repository.public_ids_of_categories(
+                    uow.session, {r.category_id for r in rows if r.category_id}
+                )
+            found += [self._read(r, public.get(r.category_id) if r.category_id else None) for r in rows]
+        return found
+
     async def publish_to_cache(self, product_id: str, read: ProductRead | None) -> None:
         """After a write committed: the new public view, or a tombstone if the public may not
         see it; and a new listing generation, so no cached page shows the old product."""

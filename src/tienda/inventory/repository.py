@@ -137,3 +137,14 @@ async def expired(session: AsyncSession, now: datetime, limit: int) -> list[Rese
         .with_for_update(skip_locked=True)
     )
     return list(await session.scalars(query))
+
+
+
+async def available_of_products(session: AsyncSession, product_ids: list[str]) -> dict[tuple[str, str], int]:
+    """Available units (stock - reserved) of every stock row of these products."""
+    rows = await session.execute(
+        select(StockItem.product_id, StockItem.variant_id, StockItem.stock_count - StockItem.reserved_count).where(
+            StockItem.product_id.in_(product_ids)
+        )
+    )
+    return {(str(p), str(v)): int(a) for p, v, a in rows}

@@ -148,6 +148,32 @@ class TokenService:
             raise Unauthorized("Access token revoked")
         return Principal(subject=claims["sub"], role=role, token_id=claims["jti"], expires_at=expires_at)
 
+    def sign(self, kind: str, subject: str, *, ttl_seconds: int) -> tuple[str, datetime]:
+        """A signed token of another `kind` than access (e.g. a guest's cart token): it names
+        `subject` until it expires, and can never pass for an access token."""
+        expires_at = self._clock.now() + timedelta(seconds=ttl_seconds)
+        claims = {"sub": subject, "iss": self._issuer, "exp": int(expires_at.timestamp()), "typ": kind}
+        return jwt.encode(claims, self._key, algorithm=self._algorithm), expires_at
+
+    def read(self, kind: str, token: str) -> str | None:
+        """The subject of a token made by `sign(kind, ...)`; None when it has expired.
+        Raises `ValueError` when it was not made by us for `kind` (forged, altered, other kind)."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._algorithm],
+                issuer=self._issuer,
+                options={"verify_exp": False, "require": ["sub", "exp", "typ"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise ValueError(str(exc)) from exc
+        if claims["typ"] != kind or not isinstance(claims["sub"], str):
+            raise ValueError(f"not a {kind} token")
+        if datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo) <= self._clock.now():
+            return None
+        return claims["sub"]
+
     async def revoke(self, principal: Principal) -> None:
         remaining = (principal.expires_at - self._clock.now()).total_seconds()
         if remaining > 0:

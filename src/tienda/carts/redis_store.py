@@ -1,0 +1,190 @@
+"""The Redis cart store, SEED.md 4.3's recommended structure: one hash per cart, `cart:{userId}`
+for a signed-in user and `cart:guest:{cartId}` (with a TTL) for a guest. Each line is a field
+`{productId}/{variantId}` whose value is `{"id": itemId, "q": quantity, "t": addedAtMs}`; the
+field `#cart` holds the cart's own id. Every write is one Lua script, so it is atomic: the line
+limit holds under concurrent writes, and a merge reads, adds and deletes in one step.
+
+Redis must persist (AOF or RDB) for carts to outlive a restart in production."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from tienda.carts.errors import CartFull
+from tienda.carts.store import LineKey, MergeCap, Owner, StoredCart, StoredLine
+
+META = "#cart"
+
+# KEYS: cart. ARGV: field, quantity, new item id, now ms, new cart id, max lines, ttl s (0: none).
+_SET = """
+local key, field, q = KEYS[1], ARGV[1], tonumber(ARGV[2])
+if redis.call('EXISTS', key) == 0 then
+  if q == 0 then return {} end
+  redis.call('HSET', key, '#cart', ARGV[5])
+end
+local line = redis.call('HGET', key, field)
+if q == 0 then
+  redis.call('HDEL', key, field)
+elseif line then
+  local l = cjson.decode(line)
+  l.q = q
+  redis.call('HSET', key, field, cjson.encode(l))
+else
+  if redis.call('HLEN', key) - 1 >= tonumber(ARGV[6]) then return redis.error_reply('CART_FULL') end
+  redis.call('HSET', key, field, cjson.encode({id = ARGV[3], q = q, t = tonumber(ARGV[4])}))
+end
+if tonumber(ARGV[7]) > 0 then redis.call('EXPIRE', key, ARGV[7]) end
+return redis.call('HGETALL', key)
+"""
+
+# KEYS: cart. ARGV: item id. Returns 1 when the line was there.
+_REMOVE = """
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= '#cart' and cjson.decode(all[i + 1]).id == ARGV[1] then
+    redis.call('HDEL', KEYS[1], all[i])
+    return 1
+  end
+end
+return 0
+"""
+
+# KEYS: into, source. ARGV: new cart id, max lines, default cap, then (field, cap) pairs.
+# The arithmetic is domain.merged_quantity's: the sum, capped, never below the user's own.
+_MERGE = """
+local into, source = KEYS[1], KEYS[2]
+local theirs = redis.call('HGETALL', source)
+if #theirs == 0 then return redis.call('HGETALL', into) end
+local caps = {}
+for i = 4, #ARGV, 2 do caps[ARGV[i]] = tonumber(ARGV[i + 1]) end
+if redis.call('EXISTS', into) == 0 then redis.call('HSET', into, '#cart', ARGV[1]) end
+local count = redis.call('HLEN', into) - 1
+for i = 1, #theirs, 2 do
+  local field = theirs[i]
+  if field ~= '#cart' then
+    local t = cjson.decode(theirs[i + 1])
+    local cap = caps[field] or tonumber(ARGV[3])
+    local mine = redis.call('HGET', into, field)
+    if mine then
+      local m = cjson.decode(mine)
+      m.q = math.max(m.q, math.min(m.q + t.q, cap))
+      redis.call('HSET', into, field, cjson.encode(m))
+    elseif count < tonumber(ARGV[2]) and math.min(t.q, cap) > 0 then
+      t.q = math.min(t.q, cap)
+      redis.call('HSET', into, field, cjson.encode(t))
+      count = count + 1
+    end
+  end
+end
+redis.call('DEL', source)
+return redis.call('HGETALL', into)
+"""
+
+
+def _field(key: LineKey) -> str:
+    return f"{key.product_id}/{key.variant_id or ''}"
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _cart(flat: list[Any]) -> StoredCart | None:
+    """A cart from HGETALL's flat [field, value, ...] answer."""
+    if not flat:
+        return None
+    cart_id = ""
+    lines: list[StoredLine] = []
+    for field, value in zip(flat[::2], flat[1::2], strict=True):
+        name = field.decode() if isinstance(field, bytes) else str(field)
+        if name == META:
+            cart_id = value.decode() if isinstance(value, bytes) else str(value)
+            continue
+        product_id, _, variant_id = name.partition("/")
+        line = json.loads(value)
+        lines.append(
+            StoredLine(
+                item_id=line["id"],
+                key=LineKey(product_id, variant_id or None),
+                quantity=int(line["q"]),
+                added_at=datetime.fromtimestamp(line["t"] / 1000, tz=UTC),
+            )
+        )
+    lines.sort(key=lambda line: (line.added_at, line.item_id))
+    return StoredCart(cart_id=cart_id, lines=lines)
+
+
+class RedisCartStore:
+    def __init__(self, redis: Redis, *, prefix: str, guest_ttl_seconds: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.guest_ttl_seconds = guest_ttl_seconds
+        self._set = redis.register_script(_SET)
+        self._remove = redis.register_script(_REMOVE)
+        self._merge = redis.register_script(_MERGE)
+
+    def key(self, owner: Owner) -> str:
+        if owner.user_id is not None:
+            return f"{self.prefix}cart:{owner.user_id}"
+        return f"{self.prefix}cart:guest:{owner.guest_cart_id}"
+
+    async def load(self, owner: Owner, *, now: datetime) -> StoredCart | None:
+        return _cart(_flat(await self.redis.hgetall(self.key(owner))))
+
+    async def set_quantity(
+        self,
+        owner: Owner,
+        key: LineKey,
+        quantity: int,
+        *,
+        now: datetime,
+        new_cart_id: str,
+        new_item_id: str,
+        max_lines: int,
+        expires_at: datetime | None,
+    ) -> StoredCart:
+        ttl = self.guest_ttl_seconds if owner.guest_cart_id is not None else 0
+        cart_id = owner.guest_cart_id or new_cart_id
+        args: list[str | int] = [_field(key), quantity, new_item_id, _ms(now), cart_id, max_lines, ttl]
+        try:
+            flat = await self._set(keys=[self.key(owner)], args=args)
+        except ResponseError as exc:
+            if "CART_FULL" in str(exc):
+                raise CartFull() from exc
+            raise
+        return _cart(flat) or StoredCart(cart_id=cart_id, lines=[])
+
+    async def remove(self, owner: Owner, item_id: str, *, now: datetime) -> bool:
+        return bool(await self._remove(keys=[self.key(owner)], args=[item_id]))
+
+    async def merge(
+        self,
+        source: Owner,
+        into: Owner,
+        caps: list[MergeCap],
+        *,
+        now: datetime,
+        new_cart_id: str,
+        default_cap: int,
+        max_lines: int,
+    ) -> StoredCart | None:
+        args: list[str | int] = [new_cart_id, max_lines, default_cap]
+        for cap in caps:
+            args += [_field(cap.key), cap.cap]
+        flat = await self._merge(keys=[self.key(into), self.key(source)], args=args)
+        return _cart(flat)
+
+    async def purge_expired(self, *, now: datetime, limit: int = 1000) -> int:
+        return 0  # guest carts carry a TTL: Redis drops them itself
+
+
+def _flat(answer: Any) -> list[Any]:
+    """HGETALL answers a dict when redis-py parses it; the scripts' raw answer is a flat list."""
+    if isinstance(answer, dict):
+        return [x for pair in answer.items() for x in pair]
+    return list(answer)
