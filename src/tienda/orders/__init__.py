@@ -1,0 +1,1 @@
+"""Orders: built from the caller's cart, priced, and carried through the checkout saga."""
