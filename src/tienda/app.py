@@ -15,6 +15,7 @@ from tienda import __version__
 from tienda.carts.module import MODULE as CARTS
 from tienda.catalog.module import MODULE as CATALOG
 from tienda.inventory.module import MODULE as INVENTORY
+from tienda.orders.module import MODULE as ORDERS
 from tienda.platform import web
 from tienda.platform.clock import Clock
 from tienda.platform.modules import ModuleSpec
@@ -25,7 +26,7 @@ from tienda.settings import Settings
 from tienda.users.module import MODULE as USERS
 
 # Search before the catalog: `/products/search` must win over `/products/{productId}`.
-ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG, CARTS, INVENTORY)
+ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG, CARTS, INVENTORY, ORDERS)
 
 API_PREFIX = "/api/v1"
 ALIAS_PREFIX = "/api"

@@ -130,6 +130,7 @@ class TestOperations:
                 "database:catalog": "ok",
                 "database:carts": "ok",
                 "database:inventory": "ok",
+                "database:orders": "ok",
             },
         }
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -121,6 +122,16 @@ class ShippingTerms:
     fee: Decimal
     free_from: Decimal | None
     """Discounted subtotal from which shipping is free; None: never free."""
+
+
+def check_coupon_terms(kind: CouponKind, value: Decimal, starts_at: datetime | None, ends_at: datetime | None) -> None:
+    """Raises `ValueError` saying what is wrong with a coupon's terms."""
+    if kind is CouponKind.PERCENT and not 0 < value <= 100:
+        raise ValueError("a PERCENT coupon's value is a percentage above 0 and at most 100")
+    if kind is CouponKind.FIXED and value <= 0:
+        raise ValueError("a FIXED coupon's value is an amount above 0")
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        raise ValueError("endsAt must be after startsAt")
 
 
 def coupon_discount(terms: CouponTerms, subtotal: Decimal) -> Decimal:

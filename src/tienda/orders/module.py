@@ -1,0 +1,15 @@
+"""The orders module as the composition root sees it."""
+
+from __future__ import annotations
+
+from tienda.orders import api
+from tienda.orders.models import OUTBOX, Base
+from tienda.platform.modules import ModuleSpec
+
+MODULE = ModuleSpec(
+    name="orders",
+    metadata=Base.metadata,
+    outbox=OUTBOX,
+    migrations="tienda.orders:migrations",
+    routers=(api.coupons,),
+)
