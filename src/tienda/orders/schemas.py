@@ -65,6 +65,8 @@ class CouponCreate(Schema):
 class CouponUpdate(Schema):
     """Only the fields sent change; the code stays (a new code is a new coupon)."""
 
+    model_config = Schema.model_config | {"json_schema_extra": examples({"isActive": False})}
+
     description: Annotated[str, Field(max_length=255)] | None = None
     discount_type: CouponKind | None = None
     value: Amount | None = None
@@ -86,6 +88,29 @@ class CouponUpdate(Schema):
 
 
 class CouponRead(ReadSchema):
+    model_config = ReadSchema.model_config | {
+        "json_schema_extra": examples(
+            {
+                "couponId": "cpn_4k2m9x7q3w8e",
+                "code": "NEWUSER10",
+                "description": "10% off your first order",
+                "discountType": "PERCENT",
+                "value": 10.0,
+                "minOrderAmount": 0.0,
+                "maxDiscountAmount": None,
+                "startsAt": None,
+                "endsAt": None,
+                "usageLimit": None,
+                "perUserLimit": None,
+                "firstOrderOnly": True,
+                "isActive": True,
+                "usedCount": 0,
+                "createdAt": "2026-11-25T10:00:00Z",
+                "updatedAt": "2026-11-25T10:00:00Z",
+            }
+        )
+    }
+
     coupon_id: str
     code: str
     description: str | None
