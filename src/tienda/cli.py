@@ -17,7 +17,8 @@ import yaml
 from pydantic import SecretStr
 
 from tienda.app import build_platform, create_app, select_modules
-from tienda.catalog.seed import count_products, seed_catalog
+from tienda.catalog.seed import StockItem, count_products, seed_catalog
+from tienda.inventory.seed import seed_stock
 from tienda.platform.auth import Role
 from tienda.platform.migrations import make_revision
 from tienda.platform.runtime import Platform
@@ -62,6 +63,20 @@ async def _create_user(platform: Platform, *, email: str, password: str, full_na
         return user.user_id
 
 
+async def _seed_shop(platform: Platform, *, products: int, seed: int) -> tuple[int, int]:
+    """The demo catalog and its stock in inventory, the same numbers on both sides; returns
+    (products added, items stocked)."""
+    stocked = 0
+    now = platform.clock.now()
+
+    async def stock(items: list[StockItem]) -> None:
+        nonlocal stocked
+        stocked += await seed_stock(platform.db("inventory"), items, now=now)
+
+    added = await seed_catalog(platform.db("catalog"), products=products, seed=seed, now=now, stock=stock)
+    return added, stocked
+
+
 async def _bootstrap_dev(settings: Settings) -> list[str]:
     """Migrate; on first start create an admin and a demo user and remember their credentials."""
     platform = build_platform(settings)
@@ -83,7 +98,7 @@ async def _bootstrap_dev(settings: Settings) -> list[str]:
             credentials.write_text("\n".join(lines) + "\n")
             credentials.chmod(0o600)
         if await count_products(platform.db("catalog")) == 0:
-            await seed_catalog(platform.db("catalog"), products=DEV_PRODUCTS, seed=1, now=platform.clock.now())
+            await _seed_shop(platform, products=DEV_PRODUCTS, seed=1)
             await search_service(platform).reindex()
         else:
             await search_service(platform).ensure_index()
@@ -98,27 +113,26 @@ def seed(
     seed_number: Annotated[int, typer.Option("--seed", help="Same number, same catalog.")] = 1,
     data_dir: DataDir = None,
 ) -> None:
-    """Add a realistic demo catalog (categories, brands, variants, images, INR prices), made
-    deterministically from a seed number."""
+    """Add a realistic demo catalog (categories, brands, variants, images, INR prices) and its
+    stock in inventory, made deterministically from a seed number."""
     settings = _settings(data_dir)
     platform = build_platform(settings)
 
-    async def main() -> tuple[int, float, int, float]:
+    async def main() -> tuple[int, int, float, int, float]:
         try:
             await platform.migrate()
             started = time.perf_counter()
-            added = await seed_catalog(
-                platform.db("catalog"), products=products, seed=seed_number, now=platform.clock.now()
-            )
+            added, stocked = await _seed_shop(platform, products=products, seed=seed_number)
             seeded = time.perf_counter()
             indexed = await search_service(platform).reindex()  # bulk inserts publish no events
-            return added, seeded - started, indexed, time.perf_counter() - seeded
+            return added, stocked, seeded - started, indexed, time.perf_counter() - seeded
         finally:
             await platform.close()
 
-    added, seeding, indexed, indexing = _run(main())
+    added, stocked, seeding, indexed, indexing = _run(main())
     typer.echo(
-        f"Added {added:,} products in {seeding:.1f} s; search index rebuilt ({indexed:,} products) in {indexing:.1f} s"
+        f"Added {added:,} products in {seeding:.1f} s; search index rebuilt ({indexed:,} products) in "
+        f"{indexing:.1f} s; {stocked:,} variants and products stocked in inventory"
     )
 
 

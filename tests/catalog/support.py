@@ -23,6 +23,7 @@ PRODUCT_FIELDS = {
     "weightKg",
     "dimensions",
     "variants",
+    "stock",
     "images",
     "isActive",
     "deletedAt",

@@ -66,9 +66,10 @@ class TestCreateProduct:
                     "sku": "TSHIRT-RED-M",
                     "attributes": {"color": "red", "size": "M"},
                     "price": 499,
-                    "stock": None,
+                    "stock": 0,  # inventory has not stocked it: none to buy
                 }
             ],
+            "stock": 0,
             "images": [IMG1],
             "isActive": False,
             "deletedAt": None,
@@ -167,6 +168,7 @@ class TestCreateProduct:
             "weightKg": None,
             "dimensions": None,
             "variants": [],
+            "stock": 0,
             "images": [],
             "isActive": False,
             "deletedAt": None,
@@ -611,7 +613,7 @@ class TestUpdateVariants:
             "sku": "TSHIRT-RED-XL",
             "attributes": {"color": "red", "size": "XL"},
             "price": 599,
-            "stock": None,
+            "stock": 0,
         }
         assert await stored_variants(shop, created["productId"]) == [
             (medium["variantId"], "TSHIRT-RED-M", {"size": "M"}, Decimal("449.00")),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from tests.conftest import Shop
 from tienda.catalog.models import Product
-from tienda.catalog.seed import count_products, seed_catalog
+from tienda.catalog.seed import MAX_DEMO_UNITS, StockItem, count_products, seed_catalog
+from tienda.inventory.seed import seed_stock
 
 
 async def _products(shop: Shop) -> list[tuple[str, str, object]]:
@@ -50,3 +51,60 @@ class TestSeed:
             (await shop.client.get(f"/api/v1/products/{item['productId']}")).json() for item in clothing["items"][:5]
         ]
         assert all(set(v["attributes"]) == {"color", "size"} for p in with_variants for v in p["variants"])
+
+
+class TestSeededStock:
+    """As `tienda seed` does it: the catalog's seed draws the units and keeps them in its copy,
+    inventory's seed stocks the same."""
+
+    async def _seed(self, shop: Shop, *, products: int, seed: int) -> list[StockItem]:
+        handed: list[StockItem] = []
+
+        async def stock(items: list[StockItem]) -> None:
+            handed.extend(items)
+            await seed_stock(shop.platform.db("inventory"), items, now=shop.clock.now())
+
+        await seed_catalog(
+            shop.platform.db("catalog"), products=products, seed=seed, now=shop.clock.now(), batch=16, stock=stock
+        )
+        return handed
+
+    async def test_inventory_and_the_catalog_agree_on_every_item(self, shop: Shop) -> None:
+        items = await self._seed(shop, products=40, seed=3)
+
+        listing = (await shop.client.get("/api/v1/products", params={"size": 100})).json()
+        assert listing["total"] == 40
+        compared = 0
+        for item in listing["items"]:
+            product = (await shop.client.get(f"/api/v1/products/{item['productId']}")).json()
+            stock = (await shop.client.get(f"/api/v1/inventory/{item['productId']}")).json()
+            available = {v["variantId"]: v["available"] for v in stock["variants"]}
+            if product["variants"]:
+                assert available == {v["variantId"]: v["stock"] for v in product["variants"]}
+            else:
+                assert available == {None: product["stock"]}
+            assert stock["available"] == product["stock"]
+            compared += len(available)
+        assert compared == len(items)
+        units = [n for _, _, n in items]
+        assert 0 in units, "some items are out of stock in the demo"
+        assert sum(n > 0 for n in units) > len(units) // 2
+        assert max(units) <= MAX_DEMO_UNITS
+
+    async def test_the_same_seed_stocks_the_same_and_keeps_the_same_catalog(self, shop: Shop) -> None:
+        db = shop.platform.db("catalog")
+        await seed_catalog(db, products=30, seed=7, now=shop.clock.now())
+        without_stock = await _products(shop)
+        async with db.uow() as uow:
+            await uow.session.execute(delete(Product))
+            await uow.commit()
+
+        first = await self._seed(shop, products=30, seed=7)
+
+        assert await _products(shop) == without_stock
+        async with shop.platform.db("inventory").engine.begin() as conn:
+            await conn.execute(text("DELETE FROM inventory"))
+        async with db.uow() as uow:
+            await uow.session.execute(delete(Product))
+            await uow.commit()
+        assert await self._seed(shop, products=30, seed=7) == first

@@ -88,6 +88,7 @@ class TestAProductsLifeInSearch:
             "categoryId": category["categoryId"],
             "image": IMG1,
             "createdAt": created["createdAt"],
+            "inStock": False,  # inventory has none of it yet
         }
         assert found["facets"]["brands"] == [{"value": "Aurora", "count": 1}]
         assert found["facets"]["categories"] == [{"categoryId": category["categoryId"], "name": "Sneakers", "count": 1}]

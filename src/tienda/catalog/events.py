@@ -7,3 +7,6 @@ PRODUCT_UPDATED = "product.updated"
 PRODUCT_DELETED = "product.deleted"
 PRODUCT_PUBLISHED = "product.published"
 PRODUCT_UNPUBLISHED = "product.unpublished"
+PRODUCT_AVAILABILITY_CHANGED = "product.availability_changed"
+"""A published product went out of stock or came back (the `product` in it as it now is). Not
+sent for every unit sold or reserved: only when whether it can be bought at all changes."""

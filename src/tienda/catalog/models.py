@@ -50,6 +50,10 @@ class Product(Base):
     deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # A copy of inventory's product-level stock (a product without variants), as of the
+    # `inventory.updated` event that last changed it; see catalog/stock.py.
+    stock_available: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stock_updated_at: Mapped[datetime | None]
 
     variants: Mapped[list[Variant]] = relationship(
         lazy="raise", cascade="all, delete-orphan", passive_deletes=True, order_by="Variant.id"
@@ -82,3 +86,7 @@ class Variant(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     created_at: Mapped[datetime]
+    # A copy of inventory's available units of this variant (0 until inventory tells), as of
+    # the time of the `inventory.updated` event that last changed it: older events are ignored.
+    stock_available: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stock_updated_at: Mapped[datetime | None]

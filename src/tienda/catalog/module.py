@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tienda.catalog import api
+from tienda.catalog import api, stock
 from tienda.catalog.models import OUTBOX, Base
 from tienda.catalog.service import TOMBSTONE, product_cache_key
+from tienda.catalog.wiring import catalog_service
 from tienda.platform.modules import ModuleSpec
 from tienda.platform.web import CachedRead
 
@@ -24,4 +25,6 @@ MODULE = ModuleSpec(
             servable=lambda body: body != TOMBSTONE,
         ),
     ),
+    # Keeps the copy of inventory's available units that products show.
+    consumers=lambda platform: stock.consumers(catalog_service(platform)),
 )

@@ -229,7 +229,12 @@ class VariantRead(ReadSchema):
     sku: str | None
     attributes: dict[str, str]
     price: Amount
-    stock: int | None = Field(default=None, description="Units available; filled in once inventory exists.")
+    stock: int = Field(
+        default=0,
+        description="Units available to buy (inventory's stock less its reservations), as the catalog last "
+        "heard from inventory: it follows inventory within moments. 0 for a variant inventory has never "
+        "stocked, which inventory treats as out of stock.",
+    )
 
 
 class ImageRead(ReadSchema):
@@ -265,9 +270,10 @@ class ProductRead(ReadSchema):
                         "sku": "TSHIRT-RED-M",
                         "attributes": {"color": "red", "size": "M"},
                         "price": 499,
-                        "stock": None,
+                        "stock": 42,
                     }
                 ],
+                "stock": 42,
                 "images": ["https://cdn.example.com/p1.jpg"],
                 "isActive": True,
                 "deletedAt": None,
@@ -288,6 +294,11 @@ class ProductRead(ReadSchema):
     weight_kg: Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")] | None
     dimensions: str | None
     variants: list[VariantRead]
+    stock: int = Field(
+        default=0,
+        description="Units available of the product: the sum of its variants' `stock`, or, for a product "
+        "without variants, its own stock in inventory (0 when inventory has none).",
+    )
     images: list[str]
     is_active: bool
     deleted_at: datetime | None

@@ -4,12 +4,19 @@
 catalog: categories tree, brands, products with colour/size (or storage) variants, image
 URLs and INR prices. Rows go in with multi-row INSERTs in batches, so 100,000 products take
 seconds, not the hours one API call per product would.
+
+With a `stock` sink, every variant (and every product without variants) also gets demo units,
+as deterministic as the rest: most between 1 and 200, about one in ten none, so "out of stock"
+shows in the demo. The catalog writes them into its copy of inventory's figures and hands them
+to the sink, which stocks inventory with the same numbers (`tienda seed` passes inventory's
+own seeding): bulk inserts publish no events, so both sides are written here, and agree.
+Without a sink nothing is stocked and the copy stays 0, as inventory has nothing either.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,6 +29,12 @@ from tienda.catalog.models import Category, Image, Product, Variant
 from tienda.platform.db import Database
 
 _ALPHABET = "0123456789abcdefghijkmnopqrstuvwxyz"
+
+StockItem = tuple[str, str | None, int]
+"""(product id, variant id or None for a product without variants, units available)."""
+StockSink = Callable[[list[StockItem]], Awaitable[object]]
+OUT_OF_STOCK_SHARE = 0.1
+MAX_DEMO_UNITS = 200
 
 
 @dataclass(frozen=True)
@@ -115,9 +128,14 @@ def _price(rng: random.Random, low: int, high: int) -> Decimal:
     return Decimal(rupees) if rng.random() < 0.5 else Decimal(rupees) - Decimal("0.01")
 
 
-async def seed_catalog(db: Database, *, products: int, seed: int = 1, now: datetime, batch: int = 2000) -> int:
-    """Adds `products` products (and the category tree if missing); returns how many were added."""
+async def seed_catalog(
+    db: Database, *, products: int, seed: int = 1, now: datetime, batch: int = 2000, stock: StockSink | None = None
+) -> int:
+    """Adds `products` products (and the category tree if missing); returns how many were added.
+    With `stock`, each batch's demo units go to it once the batch is in the catalog."""
     rng = random.Random(seed)
+    # Its own stream: the catalog of a seed is the same with or without stock.
+    units = _units(random.Random(f"stock:{seed}")) if stock is not None else None
     async with db.uow() as uow:
         leaves = await _categories(uow.session, now)
         await uow.commit()
@@ -125,6 +143,7 @@ async def seed_catalog(db: Database, *, products: int, seed: int = 1, now: datet
     while added < products:
         count = min(batch, products - added)
         rows, variants, images = _batch(rng, leaves, count, now - timedelta(seconds=products - added))
+        stocked = _stock(rows, variants, units) if units is not None else []
         async with db.uow() as uow:
             await uow.session.execute(insert(Product), rows)
             result = await uow.session.execute(
@@ -136,8 +155,35 @@ async def seed_catalog(db: Database, *, products: int, seed: int = 1, now: datet
             if images:
                 await uow.session.execute(insert(Image), [i | {"product_id": ids[i["product_id"]]} for i in images])
             await uow.commit()
+        if stock is not None:
+            await stock(stocked)
         added += count
     return added
+
+
+def _units(rng: random.Random) -> Callable[[], int]:
+    def draw() -> int:
+        return 0 if rng.random() < OUT_OF_STOCK_SHARE else rng.randint(1, MAX_DEMO_UNITS)
+
+    return draw
+
+
+def _stock(products: list[dict[str, Any]], variants: list[dict[str, Any]], units: Callable[[], int]) -> list[StockItem]:
+    """Draws the units of each variant, or of the product when it has none, into the rows (the
+    catalog's copy) and returns them as inventory's items. The copy's time stays empty: no
+    event made it, so the first event about the item, whenever it was, is newer."""
+    with_variants = {v["product_id"] for v in variants}
+    items: list[StockItem] = []
+    for row in products:
+        if row["product_id"] in with_variants:
+            row["stock_available"] = 0  # its variants hold the stock
+        else:
+            row["stock_available"] = units()
+            items.append((row["product_id"], None, row["stock_available"]))
+    for row in variants:
+        row["stock_available"] = units()
+        items.append((row["product_id"], row["variant_id"], row["stock_available"]))
+    return items
 
 
 async def count_products(db: Database) -> int:

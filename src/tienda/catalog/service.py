@@ -297,18 +297,26 @@ class CatalogService:
     async def current_products(self, db: Database, *, product_ids: list[str]) -> list[ProductRead]:
         """These products as they are now, each once, those that exist: published ones from the
         product cache (kept current on every write), the rest (unpublished, deleted, not cached
-        yet) from the database."""
+        yet) from the database; a published one read there is cached as `public_product` would."""
         wanted = list(dict.fromkeys(product_ids))
-        cached = await self.cache.get_many(*(product_cache_key(p) for p in wanted)) if wanted else []
-        found = [ProductRead.model_validate_json(body) for body in cached if body is not None and body != TOMBSTONE]
-        missing = [p for p, body in zip(wanted, cached, strict=True) if body is None or body == TOMBSTONE]
-        if missing:
-            async with db.reader() as uow:
-                rows = await repository.products(uow.session, missing)
-                public = await repository.public_ids_of_categories(
-                    uow.session, {r.category_id for r in rows if r.category_id}
-                )
-            found += [self._read(r, public.get(r.category_id) if r.category_id else None) for r in rows]
+        if not wanted:
+            return []
+        cached = dict(zip(wanted, await self.cache.get_many(*map(product_cache_key, wanted)), strict=True))
+        found = [ProductRead.model_validate_json(body) for body in cached.values() if body and body != TOMBSTONE]
+        missing = [p for p, body in cached.items() if body is None or body == TOMBSTONE]
+        if not missing:
+            return found
+        async with db.reader() as uow:
+            rows = await repository.products(uow.session, missing)
+            public = await repository.public_ids_of_categories(
+                uow.session, {r.category_id for r in rows if r.category_id}
+            )
+        for row in rows:
+            read = self._read(row, public.get(row.category_id) if row.category_id else None)
+            if cached[read.product_id] is None and read.is_active and read.deleted_at is None:
+                body = read.model_dump_json(by_alias=True).encode()
+                await self.cache.add(product_cache_key(read.product_id), body, ttl=self.cache_ttl)
+            found.append(read)
         return found
 
     async def publish_to_cache(self, product_id: str, read: ProductRead | None) -> None:
@@ -504,9 +512,11 @@ class CatalogService:
                     sku=v.sku,
                     attributes=v.attributes,
                     price=v.price if v.price is not None else product.price,
+                    stock=v.stock_available,
                 )
                 for v in product.variants
             ],
+            stock=available(product),
             images=[i.url for i in sorted(product.images, key=lambda i: (i.sort_order, i.id or 0))],
             is_active=product.is_active,
             deleted_at=product.deleted_at,
@@ -523,6 +533,13 @@ class CatalogService:
             if "uq_products_product_id" in message or "products.product_id" in message:
                 raise ProductIdTaken() from exc
             raise conflict() from exc
+
+
+def available(product: Product) -> int:
+    """Units of the product one can buy: its variants' together, or its own without variants."""
+    if product.variants:
+        return sum(v.stock_available for v in product.variants)
+    return product.stock_available
 
 
 def product_cache_key(product_id: str) -> str:

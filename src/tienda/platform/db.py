@@ -4,6 +4,7 @@ MariaDB, and the unit of work every entry point (request, client call, event, jo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Self
@@ -148,6 +149,7 @@ class UnitOfWork:
         self.readonly = readonly
         self.committed = False
         self._published = 0
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
 
     async def __aenter__(self) -> Self:
         self.session: AsyncSession = (self.db.read_sessions if self.readonly else self.db.sessions)()
@@ -171,6 +173,11 @@ class UnitOfWork:
         self._published += 1
         return str(row["event_id"])
 
+    def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` once this unit of work has committed (never if it rolls back): for what
+        must not be seen before the change is, such as refreshing a cached copy of it."""
+        self._after_commit.append(action)
+
     async def commit(self) -> None:
         if self.readonly:
             raise RuntimeError("a read-only unit of work cannot commit")
@@ -178,3 +185,6 @@ class UnitOfWork:
         self.committed = True
         if self._published and self.db.sink is not None:
             self.db.sink.wake()
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            await action()

@@ -34,7 +34,9 @@ all, products with any of them are returned. Any text is accepted: there is no q
 
 Filters combine with AND; repeating `brand` or one `attr.<name>` means either value:
 `category` (a `cat_` id or slug, sub-categories included), `brand`, `minPrice`, `maxPrice`,
-and `attr.<name>=<value>` on variant attributes (`attr.color=red&attr.size=m`, case-insensitive).
+`attr.<name>=<value>` on variant attributes (`attr.color=red&attr.size=m`, case-insensitive),
+and `inStock=true`: only products of which a unit can be bought (any variant; with an
+attribute filter too, not necessarily the variant that matched it).
 SEED.md's `filters=` says the same in one parameter: comma-separated `key:value` pairs, e.g.
 `filters=brand:Stride,color:black,minPrice:500`; `brand`, `category`, `minPrice`, `maxPrice`
 are those filters, any other key is an attribute. Explicit parameters win over `filters`.
@@ -74,6 +76,9 @@ async def search(
     minPrice: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
     maxPrice: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
     sort: SearchSort = "relevance",
+    inStock: Annotated[
+        bool, Query(description="true: only products with at least one unit available; false: all.")
+    ] = False,
     filters: Annotated[
         str | None, Query(max_length=2000, description="SEED.md's form: `brand:Stride,color:black,minPrice:500`.")
     ] = None,
@@ -100,6 +105,7 @@ async def search(
         sort=sort,
         page=page.page,
         size=page.size,
+        available_only=inStock,
     )
     return Response(body, media_type="application/json")
 

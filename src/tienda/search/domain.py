@@ -32,6 +32,7 @@ class IndexedProduct:
     price: Decimal
     created: int
     hit: bytes
+    in_stock: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class SearchRequest:
     max_price: Decimal | None = None
     attributes: tuple[tuple[str, frozenset[str]], ...] = ()
     sort: str = "relevance"
+    in_stock: bool = False
+    """Only products with at least one unit available."""
     offset: int = 0
     limit: int = 20
     price_bounds: tuple[Decimal, ...] = PRICE_BOUNDS
@@ -90,6 +93,12 @@ def dto_version(product: dict[str, Any]) -> int:
 
 def is_public(product: dict[str, Any]) -> bool:
     return bool(product.get("isActive")) and product.get("deletedAt") is None
+
+
+def in_stock(product: dict[str, Any]) -> bool:
+    """Whether a unit of the product can be bought: its `stock` (its variants' together, or its
+    own without variants) as the catalog last heard from inventory."""
+    return int(product.get("stock") or 0) > 0
 
 
 def category_path(categories: Sequence[CategoryLike], category_id: str | None) -> list[CategoryLike]:
@@ -143,6 +152,7 @@ def indexed_product(
         price=Decimal(str(product["price"])),
         created=version_of(datetime.fromisoformat(product["createdAt"])),
         hit=hit,
+        in_stock=in_stock(product),
     )
 
 

@@ -13,6 +13,7 @@ PRODUCT_EVENTS = (
     catalog_events.PRODUCT_DELETED,
     catalog_events.PRODUCT_PUBLISHED,
     catalog_events.PRODUCT_UNPUBLISHED,
+    catalog_events.PRODUCT_AVAILABILITY_CHANGED,
 )
 
 

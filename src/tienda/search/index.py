@@ -68,12 +68,13 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("attr", tokenizer_name="raw", fast=True)  # "color=red", lower case
     builder.add_float_field("price", indexed=True, fast=True)
     builder.add_integer_field("created", fast=True)
+    builder.add_unsigned_field("in_stock", indexed=True)  # 1: a unit can be bought
     builder.add_bytes_field("hit", stored=True)  # the JSON a search answers with
     return builder.build()
 
 
 SCHEMA = _schema()
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 """Written into each generation; a generation of another version is rebuilt at start."""
 
 _WORDS = TextAnalyzerBuilder(Tokenizer.simple()).filter(Filter.remove_long(40)).filter(Filter.lowercase()).build()
@@ -107,6 +108,7 @@ def document(product: IndexedProduct) -> Document:
         doc.add_text("attr_text", value)
     doc.add_float("price", float(product.price))
     doc.add_integer("created", product.created)
+    doc.add_unsigned("in_stock", 1 if product.in_stock else 0)
     doc.add_bytes("hit", product.hit)
     return doc
 
@@ -194,6 +196,8 @@ def _known_in(searcher: tantivy.Searcher) -> Known:
 
 def filter_query(request: SearchRequest) -> list[tuple[Occur, Query]]:
     clauses: list[tuple[Occur, Query]] = [(Occur.Must, Query.term_query(SCHEMA, "visible", 1))]
+    if request.in_stock:
+        clauses.append((Occur.Must, Query.term_query(SCHEMA, "in_stock", 1)))
     if request.category_ids is not None:
         clauses.append((Occur.Must, Query.term_set_query(SCHEMA, "category_id", sorted(request.category_ids))))
     if request.brands:

@@ -24,6 +24,11 @@ class SearchHit(ReadSchema):
     category_id: str | None
     image: str | None = Field(description="The primary image's URL.")
     created_at: datetime
+    in_stock: bool = Field(
+        description="At least one unit can be bought (any variant, or the product without variants). "
+        "Follows inventory when the product goes out of stock or comes back; the units themselves are in "
+        "the product's detail (`variants[].stock`)."
+    )
 
 
 class BrandFacet(ReadSchema):
@@ -69,6 +74,7 @@ _HIT_EXAMPLE = {
     "categoryId": "cat_9f2k3m4n5p6q",
     "image": "https://cdn.example.com/p1.jpg",
     "createdAt": "2026-11-25T18:05:07Z",
+    "inStock": True,
 }
 
 

@@ -24,6 +24,7 @@ from tienda.search.domain import (
     SearchRequest,
     SearchResult,
     dto_version,
+    in_stock,
     indexed_product,
     is_public,
     subtree,
@@ -62,7 +63,8 @@ class SearchService:
     # -- keeping the index ----------------------------------------------------------------
 
     async def apply_event(self, event: Event) -> None:
-        """A catalog event: the product as it now is, or gone from search."""
+        """A catalog event: the product as it now is (its availability included), or gone from
+        search."""
         product_id = str(event.payload["productId"])
         version = version_of(event.occurred_at)
         product = event.payload.get("product")
@@ -142,6 +144,7 @@ class SearchService:
             category_id=product.get("categoryId"),
             image=images[0] if images else None,
             created_at=product["createdAt"],
+            in_stock=in_stock(product),
         )
         return indexed_product(
             product, version=version, categories=categories, hit=hit.model_dump_json(by_alias=True).encode()
@@ -161,6 +164,7 @@ class SearchService:
         sort: str,
         page: int,
         size: int,
+        available_only: bool = False,
     ) -> bytes:
         """A page of hits with facets as JSON, from the cache while the index is unchanged."""
         query = {
@@ -171,6 +175,7 @@ class SearchService:
             "max": max_price,
             "attributes": sorted((k, sorted(v)) for k, v in attributes.items()),
             "sort": sort,
+            "inStock": available_only,
             "page": page,
             "size": size,
         }
@@ -190,6 +195,7 @@ class SearchService:
                 max_price=max_price,
                 attributes=tuple((k, frozenset(v)) for k, v in sorted(attributes.items())),
                 sort=sort,
+                in_stock=available_only,
                 offset=(page - 1) * size,
                 limit=size,
             )

@@ -1,0 +1,239 @@
+"""The catalog's copy of inventory's available units: what a product shows in `stock`, kept
+from `inventory.updated` events that may come late, twice or not in order, and the
+`product.availability_changed` it publishes when a product goes out of stock or comes back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.catalog.support import admin, events, new_product, published_product, read_as_admin
+from tests.conftest import Shop
+from tests.inventory.support import adjust, line, post, reserve
+from tienda.catalog.models import Product, Variant
+from tienda.platform.events import Event
+
+TWO_SIZES = [
+    {"sku": "TEE-M", "attributes": {"size": "M"}},
+    {"sku": "TEE-L", "attributes": {"size": "L"}},
+]
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+async def public(shop: Shop, product_id: str) -> dict[str, Any]:
+    response = await shop.client.get(f"/api/v1/products/{product_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def stocks(product: dict[str, Any]) -> list[int]:
+    return [v["stock"] for v in product["variants"]]
+
+
+async def stored_copy(shop: Shop, variant_id: str) -> tuple[int, datetime | None]:
+    """(stock_available, stock_updated_at) of a variant, through the typed table."""
+    table = Variant.__table__
+    async with shop.platform.db("catalog").engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(table.c.stock_available, table.c.stock_updated_at).where(table.c.variant_id == variant_id)
+            )
+        ).one()
+    return int(row[0]), row[1]
+
+
+async def held_back(shop: Shop) -> list[Event]:
+    """Inventory's undelivered events, oldest first, marked delivered so the relay leaves them
+    to the test, which hands them to the bus in the order it wants."""
+    table = shop.platform.db("inventory").outbox.outbox
+    async with shop.platform.db("inventory").engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(table.c.id, table.c.event_id, table.c.type, table.c.occurred_at, table.c.payload)
+                .where(table.c.published_at.is_(None))
+                .order_by(table.c.id)
+            )
+        ).all()
+        await conn.execute(update(table).where(table.c.published_at.is_(None)).values(published_at=shop.clock.now()))
+    return [
+        Event(id=r.event_id, type=r.type, source="inventory", occurred_at=r.occurred_at, payload=dict(r.payload))
+        for r in rows
+        if r.type == "inventory.updated"
+    ]
+
+
+class TestAProductShowsItsStock:
+    async def test_variants_show_what_inventory_has_available(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=TWO_SIZES)
+        product_id = product["productId"]
+        medium, large = (v["variantId"] for v in product["variants"])
+        assert stocks(await public(shop, product_id)) == [0, 0], "never stocked: none to buy"
+
+        await adjust(shop, auth, product_id, 10, variant_id=medium)
+        await reserve(shop, auth, "ord_20261125_0001", line(product_id, 3, medium))
+        await shop.relay()
+
+        shown = await public(shop, product_id)
+        assert stocks(shown) == [7, 0]
+        assert shown["stock"] == 7
+        assert await read_as_admin(shop, auth, product_id) == shown
+        assert (await stored_copy(shop, medium))[0] == 7
+        assert await stored_copy(shop, large) == (0, None)
+
+    async def test_a_product_without_variants_shows_its_own(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=[])
+
+        await adjust(shop, auth, product["productId"], 4)
+        await shop.relay()
+
+        shown = await public(shop, product["productId"])
+        assert shown["variants"] == []
+        assert shown["stock"] == 4
+
+    @SQLITE
+    async def test_the_cached_detail_follows_at_once(self, shop: Shop, cache_backend: str) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=TWO_SIZES)
+        product_id, medium = product["productId"], product["variants"][0]["variantId"]
+        await public(shop, product_id)  # now in the cache
+        assert await shop.platform.cache.get(f"catalog:product:{product_id}") is not None
+
+        await adjust(shop, auth, product_id, 5, variant_id=medium)
+        await shop.relay()
+
+        cached = await shop.platform.cache.get(f"catalog:product:{product_id}")
+        assert cached is not None
+        assert stocks(await public(shop, product_id)) == [5, 0]
+        assert cached == (await shop.client.get(f"/api/v1/products/{product_id}")).content
+
+    async def test_an_unpublished_product_keeps_its_copy_and_publishes_nothing(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await new_product(shop, auth)
+        variant = product["variants"][0]["variantId"]
+
+        await adjust(shop, auth, product["productId"], 5, variant_id=variant)
+        await shop.relay()
+
+        assert stocks(await read_as_admin(shop, auth, product["productId"])) == [5]
+        assert (await shop.client.get(f"/api/v1/products/{product['productId']}")).status_code == 404
+        assert await events(shop, "product.availability_changed") == []
+
+    async def test_items_the_catalog_does_not_know_are_skipped(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+
+        await adjust(shop, auth, "p_nosuchproduct", 5)
+        await adjust(shop, auth, product["productId"], 5, variant_id="v_nosuchvariant")
+        await shop.relay()
+
+        assert await public(shop, product["productId"]) == product
+        assert await events(shop, "product.availability_changed") == []
+        outbox = shop.platform.db("inventory").outbox.outbox
+        async with shop.platform.db("inventory").engine.connect() as conn:
+            undelivered = await conn.scalar(select(outbox.c.id).where(outbox.c.published_at.is_(None)))
+        assert undelivered is None, "the consumer must not fail on them"
+
+
+class TestEventsLateOrTwice:
+    async def test_an_older_event_arriving_after_a_newer_one_is_ignored(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        product_id, variant = product["productId"], product["variants"][0]["variantId"]
+        await adjust(shop, auth, product_id, 10, variant_id=variant)
+        shop.clock.advance(seconds=1)
+        await adjust(shop, auth, product_id, -4, variant_id=variant)
+        older, newer = await held_back(shop)
+
+        await shop.platform.bus.publish(newer)
+        await shop.platform.bus.publish(older)
+
+        assert stocks(await public(shop, product_id)) == [6]
+        assert await stored_copy(shop, variant) == (6, newer.occurred_at)
+
+    async def test_a_figure_that_did_not_change_still_counts_as_newer(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        product_id, variant = product["productId"], product["variants"][0]["variantId"]
+        await adjust(shop, auth, product_id, 5, variant_id=variant)  # 5
+        shop.clock.advance(seconds=1)
+        await reserve(shop, auth, "ord_20261125_0002", line(product_id, 2, variant))  # 3
+        shop.clock.advance(seconds=1)
+        await post(shop, auth, "release", {"orderId": "ord_20261125_0002"})  # 5 again
+        first, second, third = await held_back(shop)
+
+        for event in (first, third, second):  # the reservation's event comes last
+            await shop.platform.bus.publish(event)
+
+        assert stocks(await public(shop, product_id)) == [5]
+
+    async def test_a_duplicate_event_is_ignored(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        product_id, variant = product["productId"], product["variants"][0]["variantId"]
+        # The clock stands still: both events have one time, so only their ids tell them apart.
+        await adjust(shop, auth, product_id, 10, variant_id=variant)
+        await adjust(shop, auth, product_id, -4, variant_id=variant)
+        first, second = await held_back(shop)
+        await shop.platform.bus.publish(first)
+        await shop.platform.bus.publish(second)
+        assert stocks(await public(shop, product_id)) == [6]
+
+        await shop.platform.bus.publish(first)  # delivered again, as at-least-once allows
+
+        assert stocks(await public(shop, product_id)) == [6]
+        assert await stored_copy(shop, variant) == (6, second.occurred_at)
+
+
+class TestAvailabilityChanged:
+    async def test_published_only_when_the_product_goes_out_of_or_back_in_stock(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=TWO_SIZES)
+        product_id = product["productId"]
+        medium, large = (v["variantId"] for v in product["variants"])
+
+        await adjust(shop, auth, product_id, 2, variant_id=medium)
+        await shop.relay()
+        [came] = await events(shop, "product.availability_changed")
+        assert came == {"productId": product_id, "product": await public(shop, product_id)}
+        assert came["product"]["stock"] == 2
+
+        await reserve(shop, auth, "ord_20261125_0003", line(product_id, 1, medium))
+        await adjust(shop, auth, product_id, 3, variant_id=large)
+        await shop.relay()
+        assert len(await events(shop, "product.availability_changed")) == 1, "still in stock: nothing to say"
+
+        await reserve(shop, auth, "ord_20261125_0004", line(product_id, 1, medium), line(product_id, 3, large))
+        await shop.relay()
+        went = (await events(shop, "product.availability_changed"))[1]
+        assert went["product"]["stock"] == 0
+        assert stocks(went["product"]) == [0, 0]
+
+        await post(shop, auth, "release", {"orderId": "ord_20261125_0004"})
+        await shop.relay()
+        back = await events(shop, "product.availability_changed")
+        assert len(back) == 3, "back in stock with the first unit released; the second says nothing"
+        assert back[2]["product"]["stock"] > 0
+        assert stocks(await public(shop, product_id)) == [1, 3]
+
+    async def test_a_product_event_carries_the_stock_too(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        await adjust(shop, auth, product["productId"], 8, variant_id=product["variants"][0]["variantId"])
+        await shop.relay()
+
+        response = await shop.client.put(f"/api/v1/products/{product['productId']}", json={"price": 450}, headers=auth)
+
+        assert response.status_code == 200
+        [updated] = await events(shop, "product.updated")
+        assert updated["product"]["stock"] == 8
+        assert stocks(updated["product"]) == [8]
+        table = Product.__table__
+        async with shop.platform.db("catalog").engine.connect() as conn:
+            own = await conn.scalar(select(table.c.stock_available).where(table.c.product_id == product["productId"]))
+        assert own == 0, "a product with variants keeps its stock on them"
