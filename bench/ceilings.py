@@ -20,14 +20,27 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2.exceptions import VerificationError
+from redis import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.measure import Measurement, percentile, run_tool
+from tienda.inventory.counters import RESERVE_SCRIPT
 
 HOT_ROW_SQL = "UPDATE bench_hot_row SET n = n + 1 WHERE id = 1;\n"
 # A rate-limit-like script: count and expire one key.
 REDIS_EVAL = ("EVAL", "local n = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], 60) return n", "1", "rl:k")
+# The Redis strategy's own reservation script, as the shop runs it: one hot counter, a new order each call.
+RESERVE_COUNTER = "bench:ceiling:inventory:p_hot/v_hot"
+REDIS_RESERVE = (
+    "EVAL",
+    " ".join(RESERVE_SCRIPT.split()),
+    "2",
+    RESERVE_COUNTER,
+    "bench:ceiling:order:__rand_int__",
+    "1",
+    "60",
+)
 
 
 class CeilingError(RuntimeError):
@@ -51,9 +64,30 @@ async def create_hot_row(database_url: str) -> None:
         await engine.dispose()
 
 
-def pg_hot_row(database_url: str, *, concurrency: int, duration: float, work_dir: Path) -> Measurement:
-    """pgbench: `concurrency` connections each updating the same row for `duration` seconds."""
+PG_MAX_CLIENTS = 50
+"""pgbench's connections at most: one hot row is as fast from 50 as from 200 (its lock
+serialises them all), and PostgreSQL's default max_connections is 100."""
+
+
+async def free_connections(database_url: str) -> int:
+    """Connections pgbench may open: PG_MAX_CLIENTS, or fewer if the server has fewer free."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            limit = int((await conn.execute(text("SHOW max_connections"))).scalar_one())
+            used = int((await conn.execute(text("SELECT count(*) FROM pg_stat_activity"))).scalar_one())
+    finally:
+        await engine.dispose()
+    return max(1, min(limit - used - 10, PG_MAX_CLIENTS))
+
+
+def pg_hot_row(
+    database_url: str, *, concurrency: int, duration: float, work_dir: Path, max_clients: int | None = None
+) -> Measurement:
+    """pgbench: `concurrency` connections (at most `max_clients`) each updating the same row
+    for `duration` seconds."""
     url = make_url(database_url)
+    concurrency = min(concurrency, max_clients or concurrency)
     script = work_dir / "hot_row.sql"
     script.write_text(HOT_ROW_SQL)
     prefix = work_dir / f"pgbench_c{concurrency}"
@@ -110,7 +144,8 @@ REDIS_COMMANDS = ("get", "set", "eval")
 
 
 def redis(redis_url: str, command: str, *, concurrency: int, requests: int) -> Measurement:
-    """redis-benchmark of one of REDIS_COMMANDS at `concurrency` clients."""
+    """redis-benchmark of one of REDIS_COMMANDS, or "reserve" (the inventory's reservation
+    script on a counter that never runs out), at `concurrency` clients."""
     url = urlsplit(redis_url)
     args = [
         tool("redis-benchmark"),
@@ -119,11 +154,17 @@ def redis(redis_url: str, command: str, *, concurrency: int, requests: int) -> M
     ]
     if url.password:
         args += ["-a", url.password]
-    args += list(REDIS_EVAL) if command == "eval" else ["-t", command]
+    if command == "reserve":
+        with Redis.from_url(redis_url) as client:
+            client.hset(RESERVE_COUNTER, mapping={"a": 10**15, "e": 1})
+        args += ["-r", "100000000", *REDIS_RESERVE]
+    else:
+        args += list(REDIS_EVAL) if command == "eval" else ["-t", command]
     result = run_tool(args)
     if result.returncode != 0:
         raise CeilingError(f"redis-benchmark exited with {result.returncode}:\n{result.output[-2000:]}")
-    return parse_redis_csv(result.output, requests=requests, tool_cpu_pct=result.cpu_pct)[f"redis_{command}"]
+    found = parse_redis_csv(result.output, requests=requests, tool_cpu_pct=result.cpu_pct)
+    return found["redis_eval" if command == "reserve" else f"redis_{command}"]
 
 
 def parse_redis_csv(output: str, *, requests: int, tool_cpu_pct: float | None = None) -> dict[str, Measurement]:

@@ -103,14 +103,18 @@ def config_of(args: argparse.Namespace) -> Config:
 def shop_env(cfg: Config, data_dir: Path) -> dict[str, str]:
     """The production configuration, and nothing from the caller's TIENDA_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIENDA_")}
-    return env | {
-        "TIENDA_ENV": "production",
-        "TIENDA_DATABASE_URL": data.database_url(cfg.postgres_url),
-        "TIENDA_REDIS_URL": cfg.redis_url,
-        "TIENDA_BROKER_URL": cfg.broker_url,
-        "TIENDA_JWT_SECRET": secrets.token_urlsafe(48),
-        "TIENDA_DATA_DIR": str(data_dir),
-    }
+    return (
+        env
+        | {
+            "TIENDA_ENV": "production",
+            "TIENDA_DATABASE_URL": data.database_url(cfg.postgres_url),
+            "TIENDA_REDIS_URL": cfg.redis_url,
+            "TIENDA_BROKER_URL": cfg.broker_url,
+            "TIENDA_JWT_SECRET": secrets.token_urlsafe(48),
+            "TIENDA_DATA_DIR": str(data_dir),
+        }
+        | {key: value for module in scenarios.MODULES for key, value in module.env.items()}
+    )
 
 
 def say(message: str) -> None:
@@ -141,9 +145,10 @@ def machine_ceilings(cfg: Config, work: Path) -> list[Row]:
     rows: list[Row] = []
     db_url = data.database_url(cfg.postgres_url)
     asyncio.run(ceilings.create_hot_row(db_url))
+    max_clients = asyncio.run(ceilings.free_connections(db_url))
     for c in cfg.ceiling_concurrencies("pg_hot_row"):
         watch = CpuWatch(None)
-        m = ceilings.pg_hot_row(db_url, concurrency=c, duration=cfg.duration, work_dir=work)
+        m = ceilings.pg_hot_row(db_url, concurrency=c, duration=cfg.duration, work_dir=work, max_clients=max_clients)
         rows.append(_logged(Row.of("pg_hot_row", NO_SERVER, c, "pgbench", m, is_ceiling=True, cpu=watch.stop())))
     requests = 20_000 if cfg.quick else 200_000
     for c in cfg.ceiling_concurrencies("redis_get", "redis_set", "redis_eval"):
@@ -151,6 +156,12 @@ def machine_ceilings(cfg: Config, work: Path) -> list[Row]:
             watch = CpuWatch(None)
             m = ceilings.redis(cfg.redis_url, command, concurrency=c, requests=requests)
             row = Row.of(f"redis_{command}", NO_SERVER, c, "redis-benchmark", m, is_ceiling=True, cpu=watch.stop())
+            rows.append(_logged(row))
+    if any(s.ceiling == "redis_reserve" for s in cfg.scenarios):
+        for c in cfg.ceiling_concurrencies("redis_reserve"):
+            watch = CpuWatch(None)
+            m = ceilings.redis(cfg.redis_url, "reserve", concurrency=c, requests=requests)
+            row = Row.of("redis_reserve", NO_SERVER, c, "redis-benchmark", m, is_ceiling=True, cpu=watch.stop())
             rows.append(_logged(row))
     _flush_redis(cfg.redis_url)
     if any(s.ceiling == "argon2" for s in cfg.scenarios):
@@ -189,7 +200,7 @@ def on_server(
     env = os.environ | app_env(server_name, cfg.workers, work / f"metrics-{server_name}")
     command = app_command(server_name, port, cfg.workers)
     with Server(command, port=port, log=work / f"shop-{server_name}.log", env=env) as shop:
-        shop.wait_ready("/readyz")
+        shop.wait_ready("/readyz", timeout=120.0)  # a shop that imports everything starts slowly on a busy machine
         minter = data.TokenMinter(settings)
         products = asyncio.run(data.sample_products(data.database_url(cfg.postgres_url)))
         target = Target(

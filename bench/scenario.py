@@ -11,8 +11,8 @@ Scenario(
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.data import BenchUser
@@ -58,7 +58,7 @@ class Scenario:
     """A multi-step async flow, run with the asyncio client (bench/flows.py)."""
     ceiling: str | None = "hello"
     """The ceiling row this one is a fraction of, at the same server and concurrency:
-    `hello`, `argon2`, `pg_hot_row`, `redis_get`, `redis_set`, `redis_eval`, or None."""
+    `hello`, `argon2`, `pg_hot_row`, `redis_get`, `redis_set`, `redis_eval`, `redis_reserve`, or None."""
     check: Check | None = None
     """Consistency check after the run (e.g. stock + sold = initial); returns problems."""
 
@@ -92,3 +92,5 @@ class BenchModule:
     name: str
     load: Callable[[LoadContext], Coroutine[Any, Any, None]]
     scenarios: tuple[Scenario, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Settings (TIENDA_* variables) the shop runs with for this module's scenarios."""

@@ -99,7 +99,16 @@ class Settings(BaseSettings):
         "under it. Unset: the base URL of the request that uploaded them.",
     )
     default_currency: str = "INR"
-    default_tax_rate: Decimal = Decimal("0.18")
+    default_tax_rate: Decimal = Field(default=Decimal("0.18"), ge=0, le=1, description="Tax on goods, 0.18 = 18%.")
+    tax_rates: dict[str, Decimal] = Field(
+        default={},
+        description='Per-category tax rates by category slug or id, e.g. {"books": 0.05}; a category without one '
+        "takes its nearest ancestor's, else the default rate.",
+    )
+    shipping_fee: Decimal = Field(default=Decimal("49.00"), ge=0, description="Flat shipping fee per order.")
+    free_shipping_from: Decimal | None = Field(
+        default=Decimal("999.00"), ge=0, description="Discounted subtotal from which shipping is free; unset: never."
+    )
 
     # Carts.
     cart_store: Literal["redis", "sql"] | None = Field(
@@ -119,6 +128,22 @@ class Settings(BaseSettings):
     # Inventory.
     reservation_ttl_seconds: int = Field(default=15 * 60, description="A reservation expires unless committed.")
     reservation_sweep_seconds: float = Field(default=15.0, description="How often expired reservations are released.")
+
+    # Inventory: the Redis ("flash-sale") reservation strategy (SEED.md 7.5). The database stays the record.
+    inventory_strategy: Literal["database", "redis"] = Field(
+        default="database",
+        description="How a reservation is checked: `database` (a guarded UPDATE of the stock row) or `redis` "
+        "(a Lua script on Redis counters first, then written through to the database). `redis` needs redis_url; "
+        "without it every item uses the database strategy.",
+    )
+    inventory_redis_items: list[str] = Field(
+        default=[],
+        description="Hot items reserved through Redis even when the strategy is `database`: `p_1` (every variant "
+        'of the product) or `p_1/v_2`; as JSON, e.g. ["p_1/v_2"].',
+    )
+    inventory_redis_ttl_seconds: int = Field(
+        default=600, ge=1, description="A Redis stock counter is reloaded from the database at least this often."
+    )
 
     # Search: an embedded tantivy index on disk, fed by catalog events.
     search_index_dir: Path | None = Field(default=None, description="Default: <data_dir>/search-index.")

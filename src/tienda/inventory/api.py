@@ -3,6 +3,7 @@ order service (or an admin), adjust for admins."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, TypeVar
@@ -38,16 +39,20 @@ Service = Annotated[InventoryService, Depends(_service)]
 ReadUow = Annotated[UnitOfWork, Depends(unit_of_work("inventory", readonly=True))]
 
 
-async def _committed(request: Request, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+async def _committed(request: Request, service: InventoryService, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
     """Run `work` in a unit of work and commit; once more if a concurrent request created the
     same row first (the second run then sees it)."""
     db = request.app.state.platform.db("inventory")
     for attempt in (1, 2):
         try:
             async with db.uow() as uow:
-                result = await work(uow)
-                await uow.commit()
-                return result
+                try:
+                    result = await work(uow)
+                    await uow.commit()
+                    return result
+                finally:
+                    if not uow.committed:  # shielded: a cancelled request still gives back what it took
+                        await asyncio.shield(service.abandoned(uow))
         except ConcurrentChange:
             if attempt == 2:
                 raise
@@ -66,7 +71,7 @@ async def _committed(request: Request, work: Callable[[UnitOfWork], Awaitable[T]
 async def reserve(body: ReserveRequest, request: Request, _caller: ServiceCaller, service: Service) -> ReservationRead:
     ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None
     return await _committed(
-        request, lambda uow: service.reserve(uow, order_id=body.order_id, items=body.items, ttl=ttl)
+        request, service, lambda uow: service.reserve(uow, order_id=body.order_id, items=body.items, ttl=ttl)
     )
 
 
@@ -79,7 +84,9 @@ async def reserve(body: ReserveRequest, request: Request, _caller: ServiceCaller
     responses=error_responses(400, 401, 403, 404),
 )
 async def release(body: ReleaseRequest, request: Request, _caller: ServiceCaller, service: Service) -> ReservationRead:
-    return await _committed(request, lambda uow: service.release(uow, order_id=body.order_id, items=body.items))
+    return await _committed(
+        request, service, lambda uow: service.release(uow, order_id=body.order_id, items=body.items)
+    )
 
 
 @router.post(
@@ -90,7 +97,7 @@ async def release(body: ReleaseRequest, request: Request, _caller: ServiceCaller
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def commit(body: CommitRequest, request: Request, _caller: ServiceCaller, service: Service) -> ReservationRead:
-    return await _committed(request, lambda uow: service.commit(uow, order_id=body.order_id))
+    return await _committed(request, service, lambda uow: service.commit(uow, order_id=body.order_id))
 
 
 @router.post(
@@ -104,6 +111,7 @@ async def commit(body: CommitRequest, request: Request, _caller: ServiceCaller, 
 async def adjust(body: AdjustRequest, request: Request, admin: Admin, service: Service) -> ProductStock:
     return await _committed(
         request,
+        service,
         lambda uow: service.adjust(
             uow,
             product_id=body.product_id,

@@ -34,6 +34,9 @@ class StockItem(Base):
     reserved_count: Mapped[int] = mapped_column(Integer, default=0)
     threshold: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
+    cache_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Which Redis counter of this row is current (see `counters.py`): a reload of the counter
+    and every change made without it (database strategy) move it on."""
 
     __table_args__ = (
         UniqueConstraint("product_id", "variant_id", name="uq_inventory_product_variant"),

@@ -5,12 +5,38 @@ pass it twice (the row lock taken by the UPDATE serialises them, and each re-che
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tienda.inventory.models import Reservation, StockItem
+
+
+class Counts(NamedTuple):
+    """A stock row's figures as stored at one moment (read under its lock when changed)."""
+
+    stock: int
+    reserved: int
+    threshold: int
+    epoch: int
+
+    @property
+    def available(self) -> int:
+        return self.stock - self.reserved
+
+
+_COUNTS = (StockItem.stock_count, StockItem.reserved_count, StockItem.threshold, StockItem.cache_epoch)
+
+
+def _counts(row: Any) -> Counts:
+    return Counts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def _moved(values: dict[str, Any], bump: bool) -> dict[str, Any]:
+    """The SET of a change; `bump`: made without the Redis counter, which is then out of date."""
+    return values | {"cache_epoch": StockItem.cache_epoch + 1} if bump else values
 
 
 async def items_of(session: AsyncSession, product_id: str) -> list[StockItem]:
@@ -28,16 +54,42 @@ async def item(
     return await session.scalar(query)
 
 
-async def counts(session: AsyncSession, product_id: str, variant_id: str) -> tuple[int, int, int]:
-    """(stock, reserved, threshold) as stored now (the guarded UPDATEs bypass the ORM's objects)."""
+async def counts(session: AsyncSession, product_id: str, variant_id: str) -> Counts:
+    """The row as stored now (the guarded UPDATEs bypass the ORM's objects)."""
     row = (
         await session.execute(
-            select(StockItem.stock_count, StockItem.reserved_count, StockItem.threshold).where(
-                StockItem.product_id == product_id, StockItem.variant_id == variant_id
-            )
+            select(*_COUNTS).where(StockItem.product_id == product_id, StockItem.variant_id == variant_id)
         )
     ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    return _counts(row)
+
+
+async def counts_of(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Counts]:
+    """The rows of these (product, variant) keys as stored now; absent keys are missing."""
+    if not keys:
+        return {}
+    match = or_(*(and_(StockItem.product_id == p, StockItem.variant_id == v) for p, v in keys))
+    rows = await session.execute(select(StockItem.product_id, StockItem.variant_id, *_COUNTS).where(match))
+    return {(str(r[0]), str(r[1])): _counts(r[2:]) for r in rows}
+
+
+async def next_epoch(session: AsyncSession, product_id: str, variant_id: str) -> Counts | None:
+    """Move the row's counter epoch on and return the row, locked until commit (None: no row).
+    The UPDATE waits for every transaction holding the row, so what it returns is all that
+    was committed before it, and nothing after it is (a Redis counter loaded from it is exact)."""
+    statement = (
+        update(StockItem)
+        .where(StockItem.product_id == product_id, StockItem.variant_id == variant_id)
+        .values(cache_epoch=StockItem.cache_epoch + 1)
+    )
+    if session.bind is not None and session.bind.dialect.update_returning:
+        row = (
+            await session.execute(statement.returning(*_COUNTS).execution_options(synchronize_session=False))
+        ).first()
+        return _counts(row) if row is not None else None
+    if not await _changed_one(session, statement):
+        return None
+    return await counts(session, product_id, variant_id)
 
 
 async def _changed_one(session: AsyncSession, statement: object) -> bool:
@@ -47,10 +99,10 @@ async def _changed_one(session: AsyncSession, statement: object) -> bool:
 
 
 async def hold(
-    session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime
-) -> tuple[int, int, int] | None:
-    """Reserve `quantity` if that many are available and return (stock, reserved, threshold)
-    as they now are; None (nothing changed) otherwise. Where the database can, the counts come
+    session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime, *, bump: bool = False
+) -> Counts | None:
+    """Reserve `quantity` if that many are available and return the row as it now is; None
+    (nothing changed) otherwise. Where the database can, the counts come
     back with the UPDATE itself: the row stays locked until commit, so every round trip after
     the UPDATE is time other reservations of the same item wait."""
     statement = (
@@ -60,18 +112,20 @@ async def hold(
             StockItem.variant_id == variant_id,
             StockItem.stock_count - StockItem.reserved_count >= quantity,
         )
-        .values(reserved_count=StockItem.reserved_count + quantity, updated_at=now)
+        .values(_moved({"reserved_count": StockItem.reserved_count + quantity, "updated_at": now}, bump))
     )
     if session.bind is not None and session.bind.dialect.update_returning:
-        returning = statement.returning(StockItem.stock_count, StockItem.reserved_count, StockItem.threshold)
+        returning = statement.returning(*_COUNTS)
         row = (await session.execute(returning.execution_options(synchronize_session=False))).first()
-        return (int(row[0]), int(row[1]), int(row[2])) if row is not None else None
+        return _counts(row) if row is not None else None
     if not await _changed_one(session, statement):  # MariaDB: no UPDATE ... RETURNING
         return None
     return await counts(session, product_id, variant_id)
 
 
-async def unhold(session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime) -> bool:
+async def unhold(
+    session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime, *, bump: bool = False
+) -> bool:
     return await _changed_one(
         session,
         update(StockItem)
@@ -80,7 +134,7 @@ async def unhold(session: AsyncSession, product_id: str, variant_id: str, quanti
             StockItem.variant_id == variant_id,
             StockItem.reserved_count >= quantity,
         )
-        .values(reserved_count=StockItem.reserved_count - quantity, updated_at=now),
+        .values(_moved({"reserved_count": StockItem.reserved_count - quantity, "updated_at": now}, bump)),
     )
 
 
@@ -103,7 +157,9 @@ async def consume(session: AsyncSession, product_id: str, variant_id: str, quant
     )
 
 
-async def restock(session: AsyncSession, product_id: str, variant_id: str, delta: int, now: datetime) -> bool:
+async def restock(
+    session: AsyncSession, product_id: str, variant_id: str, delta: int, now: datetime, *, bump: bool = False
+) -> bool:
     """Stock changes by `delta` unless it would fall below what is reserved."""
     return await _changed_one(
         session,
@@ -113,7 +169,7 @@ async def restock(session: AsyncSession, product_id: str, variant_id: str, delta
             StockItem.variant_id == variant_id,
             StockItem.stock_count + delta >= StockItem.reserved_count,
         )
-        .values(stock_count=StockItem.stock_count + delta, updated_at=now),
+        .values(_moved({"stock_count": StockItem.stock_count + delta, "updated_at": now}, bump)),
     )
 
 
@@ -139,7 +195,6 @@ async def expired(session: AsyncSession, now: datetime, limit: int) -> list[Rese
     return list(await session.scalars(query))
 
 
-
 async def available_of_products(session: AsyncSession, product_ids: list[str]) -> dict[tuple[str, str], int]:
     """Available units (stock - reserved) of every stock row of these products."""
     rows = await session.execute(
@@ -148,3 +203,95 @@ async def available_of_products(session: AsyncSession, product_ids: list[str]) -
         )
     )
     return {(str(p), str(v)): int(a) for p, v, a in rows}
+
+
+# -- the reservation of one item in one statement (PostgreSQL) -------------------------------
+
+_RESERVE_ONE = text(
+    """
+WITH held AS (
+    UPDATE inventory
+    SET reserved_count = reserved_count + CAST(:quantity AS INTEGER), updated_at = CAST(:now AS TIMESTAMPTZ),
+        cache_epoch = cache_epoch + CAST(:bump AS INTEGER)
+    WHERE product_id = CAST(:product_id AS VARCHAR) AND variant_id = CAST(:variant_id AS VARCHAR)
+      AND stock_count - reserved_count >= CAST(:quantity AS INTEGER)
+      AND NOT EXISTS (SELECT 1 FROM inventory_reservations WHERE order_id = CAST(:order_id AS VARCHAR))
+    RETURNING stock_count, reserved_count, threshold, cache_epoch
+), reservation AS (
+    INSERT INTO inventory_reservations
+        (order_id, product_id, variant_id, quantity, status, expires_at, created_at, updated_at)
+    SELECT CAST(:order_id AS VARCHAR), CAST(:product_id AS VARCHAR), CAST(:variant_id AS VARCHAR),
+        CAST(:quantity AS INTEGER), 'RESERVED', CAST(:expires_at AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ),
+        CAST(:now AS TIMESTAMPTZ)
+    FROM held
+), movement AS (
+    INSERT INTO inventory_movements
+        (product_id, variant_id, kind, stock_delta, reserved_delta, order_id, created_at)
+    SELECT CAST(:product_id AS VARCHAR), CAST(:variant_id AS VARCHAR), 'RESERVE', 0, CAST(:quantity AS INTEGER),
+        CAST(:order_id AS VARCHAR), CAST(:now AS TIMESTAMPTZ)
+    FROM held
+), event AS (
+    INSERT INTO inventory_outbox_events (event_id, type, source, payload, occurred_at, attempts)
+    SELECT e.event_id, e.type, 'inventory',
+        json_build_object(
+            'productId', CAST(:product_id AS TEXT), 'variantId', CAST(:variant_json AS TEXT),
+            'stockCount', stock_count, 'reserved', reserved_count, 'available', stock_count - reserved_count,
+            'threshold', threshold
+        ),
+        CAST(:now AS TIMESTAMPTZ), 0
+    FROM held CROSS JOIN (
+        VALUES (1, CAST(:updated_id AS VARCHAR), CAST(:updated_type AS VARCHAR)),
+               (2, CAST(:low_id AS VARCHAR), CAST(:low_type AS VARCHAR))
+    ) AS e(n, event_id, type)
+    WHERE e.n = 1
+       OR stock_count - reserved_count <= threshold
+          AND threshold < stock_count - reserved_count + CAST(:quantity AS INTEGER)
+    ORDER BY e.n
+)
+SELECT stock_count, reserved_count, threshold, cache_epoch FROM held
+"""
+)
+
+
+def reserves_in_one_statement(dialect: str) -> bool:
+    """Whether `reserve_one` can be used: data-changing CTEs are PostgreSQL's."""
+    return dialect == "postgresql"
+
+
+async def reserve_one(
+    autocommit: AsyncEngine,
+    *,
+    order_id: str,
+    product_id: str,
+    variant_id: str,
+    quantity: int,
+    now: datetime,
+    expires_at: datetime,
+    bump: bool,
+    events: tuple[tuple[str, str], tuple[str, str]],
+) -> Counts | None:
+    """The whole reservation of one item as one statement, which commits by itself: the
+    guarded UPDATE, the reservation and audit rows, `events` ((id, type) of `inventory.updated`,
+    then of `inventory.low_stock`, published only when this brings available down to the
+    threshold). The stock row is locked only while the statement runs, not for round trips
+    through the event loop until a COMMIT. None (nothing written) when too few units are
+    available or the order holds a reservation already. A concurrent reservation of the same
+    order fails it (IntegrityError) as a whole."""
+    (updated_id, updated_type), (low_id, low_type) = events
+    params = {
+        "order_id": order_id,
+        "product_id": product_id,
+        "variant_id": variant_id,
+        "variant_json": variant_id or None,
+        "quantity": quantity,
+        "now": now,
+        "expires_at": expires_at,
+        "bump": 1 if bump else 0,
+        "updated_id": updated_id,
+        "updated_type": updated_type,
+        "low_id": low_id,
+        "low_type": low_type,
+    }
+    async with autocommit.connect() as conn:
+        row = (await conn.execute(_RESERVE_ONE, params)).first()
+    return _counts(row) if row is not None else None

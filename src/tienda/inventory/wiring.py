@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tienda.inventory.counters import Counters
+from tienda.inventory.flash import FlashSale
 from tienda.inventory.service import InventoryService
 from tienda.platform.jobs import Job
 from tienda.platform.runtime import Platform
@@ -11,7 +13,16 @@ from tienda.platform.runtime import Platform
 
 def inventory_service(platform: Platform) -> InventoryService:
     def build(p: Platform) -> InventoryService:
-        return InventoryService(clock=p.clock, reservation_ttl=timedelta(seconds=p.settings.reservation_ttl_seconds))
+        settings = p.settings
+        flash = None
+        if p.redis is not None:  # even with no item on it: changes then mark counters out of date
+            counters = Counters(p.redis, prefix=settings.redis_prefix, ttl_seconds=settings.inventory_redis_ttl_seconds)
+            flash = FlashSale(
+                counters, everything=settings.inventory_strategy == "redis", items=settings.inventory_redis_items
+            )
+        return InventoryService(
+            clock=p.clock, reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds), flash=flash
+        )
 
     return platform.service("inventory", build)
 

@@ -6,7 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from tienda.platform.auth import PasswordHasher, TokenService
 from tienda.platform.cache import Cache, MemoryCache, RedisCache
@@ -48,7 +50,22 @@ class Platform:
     @classmethod
     def build(cls, settings: Settings, modules: Sequence[ModuleSpec], *, clock: Clock | None = None) -> Platform:
         clock = clock or SystemClock()
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # A blocking pool: past its connections a request waits for one (redis-py's default pool
+        # fails at once, which turned 200 concurrent requests in one process into 500s). Given a
+        # pool, redis-py leaves retries to it: the same as its default client's (a connection
+        # broken by a Redis restart is reopened instead of failing its request).
+        redis = (
+            Redis.from_pool(
+                BlockingConnectionPool.from_url(
+                    settings.redis_url,
+                    max_connections=100,
+                    timeout=20,
+                    retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1), retries=10),
+                )
+            )
+            if settings.redis_url
+            else None
+        )
         cache: Cache = RedisCache(redis, prefix=settings.redis_prefix) if redis is not None else MemoryCache()
         databases = {
             spec.name: Database(

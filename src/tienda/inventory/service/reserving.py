@@ -1,0 +1,153 @@
+"""Reserving: all or nothing, idempotent by order, by the database or the Redis strategy."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy.exc import IntegrityError
+
+from tienda.inventory import events, repository
+from tienda.inventory.counters import Taken
+from tienda.inventory.errors import (
+    ConcurrentChange,
+    InsufficientStock,
+)
+from tienda.inventory.models import Reservation
+from tienda.inventory.repository import Counts
+from tienda.inventory.schemas import ItemIn, ReservationRead
+from tienda.inventory.service.base import Key, ServiceBase, flush_rows, quantities_of
+from tienda.platform.db import UnitOfWork
+from tienda.platform.errors import ErrorDetail
+
+
+class Reserving(ServiceBase):
+    async def reserve(
+        self, uow: UnitOfWork, *, order_id: str, items: list[ItemIn], ttl: timedelta | None = None
+    ) -> ReservationRead:
+        """Every item or none. Asking again for the same order returns what it holds."""
+        wanted = quantities_of(items)
+        hot = {key: q for key, q in wanted.items() if self.flash is not None and self.flash.covers(key)}
+        one_statement = len(wanted) == 1 and repository.reserves_in_one_statement(uow.db.dialect)
+        if hot:  # read apart from the transaction: an order Redis refuses never begins one
+            async with uow.db.reader() as reader:
+                existing = await repository.reservations(reader.session, order_id)
+        elif not one_statement:  # (the one statement checks it itself)
+            existing = await repository.reservations(uow.session, order_id)
+        else:
+            existing = []
+        if existing:
+            return self._reservation_read(order_id, existing)
+        taken = None
+        if self.flash is not None and hot:
+            # Taken in a task of its own, which a cancelled request (its client went away) does
+            # not stop: `abandoned` then waits for it and gives back what it took.
+            taking = asyncio.ensure_future(self.flash.take(uow.db, order_id, hot, wanted))
+            self._taken[uow] = taking
+            taken = await asyncio.shield(taking)
+        now = self.clock.now()
+        expires = now + (ttl or self.reservation_ttl)
+        if one_statement:
+            return await self._reserve_one(uow, order_id, wanted, taken, now, expires)
+        rows = [
+            Reservation(
+                order_id=order_id,
+                product_id=product_id,
+                variant_id=variant_id,
+                quantity=quantity,
+                status="RESERVED",
+                expires_at=expires,
+                created_at=now,
+                updated_at=now,
+            )
+            for (product_id, variant_id), quantity in wanted.items()
+        ]
+        uow.session.add_all(rows)
+        for row in rows:
+            self._audit(uow, row.product_id, row.variant_id, "RESERVE", 0, row.quantity, order_id=order_id)
+        # Rows are written before the stock is touched: the stock rows' locks, taken by the
+        # guarded UPDATEs below, are then held only until the commit that follows.
+        await flush_rows(uow)  # a concurrent reservation of the same order fails here
+        short: dict[Key, tuple[ErrorDetail, int]] = {}
+        held: dict[Key, Counts] = {}
+        for (product_id, variant_id), quantity in wanted.items():  # in key order: no lock cycles
+            bump = taken is None or (product_id, variant_id) not in taken.quantities
+            counts = await repository.hold(uow.session, product_id, variant_id, quantity, now, bump=bump)
+            if counts is None:
+                short[(product_id, variant_id)] = await self._shortage(uow, product_id, variant_id, quantity)
+            else:
+                held[(product_id, variant_id)] = counts
+        if short:
+            if self.flash is not None and taken is not None:
+                await self.flash.refused(taken, {k: epoch for k, (_, epoch) in short.items() if k in taken.quantities})
+            raise InsufficientStock(details=[detail for detail, _ in short.values()])  # the caller rolls back
+        for (product_id, variant_id), counts in held.items():
+            await self._publish(uow, product_id, variant_id, counts, change=-wanted[(product_id, variant_id)])
+        if self.flash is not None and taken is not None:
+            epochs = {key: held[key].epoch for key in taken.quantities}
+            uow.after_commit(partial(self.flash.settle, uow.db, taken, epochs))
+        return self._reservation_read(order_id, rows)
+
+    async def _reserve_one(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        wanted: dict[Key, int],
+        taken: Taken | None,
+        now: datetime,
+        expires: datetime,
+    ) -> ReservationRead:
+        """One item, on PostgreSQL: one statement that commits by itself (`repository.reserve_one`)."""
+        [((product_id, variant_id), quantity)] = wanted.items()
+        try:
+            counts = await repository.reserve_one(
+                uow.db.read_engine,  # in autocommit
+                order_id=order_id,
+                product_id=product_id,
+                variant_id=variant_id,
+                quantity=quantity,
+                now=now,
+                expires_at=expires,
+                bump=taken is None or (product_id, variant_id) not in taken.quantities,
+                events=((str(uuid.uuid4()), events.INVENTORY_UPDATED), (str(uuid.uuid4()), events.LOW_STOCK)),
+            )
+        except IntegrityError as exc:
+            raise ConcurrentChange() from exc  # the same order at the same time: the route reads what won
+        if counts is None:
+            async with uow.db.reader() as reader:
+                existing = await repository.reservations(reader.session, order_id)
+                if existing:
+                    await self.abandoned(uow)
+                    return self._reservation_read(order_id, existing)
+                detail, epoch = await self._shortage(reader, product_id, variant_id, quantity)
+            if self.flash is not None and taken is not None:
+                await self.flash.refused(taken, {(product_id, variant_id): epoch})
+            raise InsufficientStock(details=[detail])
+        if uow.db.sink is not None:
+            uow.db.sink.wake()  # what the statement published is committed already
+        if self.flash is not None and taken is not None:
+            uow.after_commit(partial(self.flash.settle, uow.db, taken, {(product_id, variant_id): counts.epoch}))
+        row = Reservation(
+            order_id=order_id,
+            product_id=product_id,
+            variant_id=variant_id,
+            quantity=quantity,
+            status="RESERVED",
+            expires_at=expires,
+        )
+        return self._reservation_read(order_id, [row])
+
+    async def abandoned(self, uow: UnitOfWork) -> None:
+        """The unit of work did not commit: units it took in Redis go back. An entry calls it
+        shielded from cancellation (`asyncio.shield`), so that it runs to the end."""
+        taking = self._taken.pop(uow, None)
+        if taking is None or self.flash is None:
+            return
+        try:
+            taken = await taking
+        except Exception:  # refused, or Redis failed: nothing was taken
+            return
+        if taken is not None:
+            await self.flash.give_back(uow.db, taken)
