@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from tienda.app import build_platform, create_app, select_modules
 from tienda.catalog.seed import StockItem, count_products, seed_catalog
 from tienda.inventory.seed import seed_stock
+from tienda.orders.seed import seed_coupons
 from tienda.platform.auth import Role
 from tienda.platform.migrations import make_revision
 from tienda.platform.runtime import Platform
@@ -64,8 +65,8 @@ async def _create_user(platform: Platform, *, email: str, password: str, full_na
 
 
 async def _seed_shop(platform: Platform, *, products: int, seed: int) -> tuple[int, int]:
-    """The demo catalog and its stock in inventory, the same numbers on both sides; returns
-    (products added, items stocked)."""
+    """The demo catalog and its stock in inventory, the same numbers on both sides, and the demo
+    coupon (NEWUSER10); returns (products added, items stocked)."""
     stocked = 0
     now = platform.clock.now()
 
@@ -74,6 +75,7 @@ async def _seed_shop(platform: Platform, *, products: int, seed: int) -> tuple[i
         stocked += await seed_stock(platform.db("inventory"), items, now=now)
 
     added = await seed_catalog(platform.db("catalog"), products=products, seed=seed, now=now, stock=stock)
+    await seed_coupons(platform.db("orders"), now=now)
     return added, stocked
 
 

@@ -84,6 +84,10 @@ class CartService:
         now = self.clock.now()
         stored = await self.store.load(owner, now=now)
         key = LineKey(product_id, variant_id)
+        if quantity == 0 and not any(line.key == key for line in (stored.lines if stored else [])):
+            # Nothing to remove: nothing is written (no empty cart made, nothing touched).
+            products, stock = await self._lookup(stored, None)
+            return self._read(owner, stored, products, stock)
         if quantity > 0:
             products, stock = await self._lookup(stored, product_id)
             self._check_can_buy(products.get(product_id), key, quantity, stock)
@@ -132,6 +136,28 @@ class CartService:
         )
         products, stock = await self._lookup(stored, None)
         return self._read(user, stored, products, stock)
+
+    async def take_out(self, owner: Owner, lines: list[tuple[str, str | None, int]]) -> None:
+        """Less of these (product, variant) lines by these quantities (an order placed from the
+        cart now holds them); a line down to nothing goes."""
+        now = self.clock.now()
+        stored = await self.store.load(owner, now=now)
+        if stored is None:
+            return
+        have = {line.key: line.quantity for line in stored.lines}
+        for product_id, variant_id, quantity in lines:
+            key = LineKey(product_id, variant_id)
+            if key in have:
+                await self.store.set_quantity(
+                    owner,
+                    key,
+                    max(have[key] - quantity, 0),
+                    now=now,
+                    new_cart_id=stored.cart_id,
+                    new_item_id=new_public_id("ci"),
+                    max_lines=self.max_lines,
+                    expires_at=None,
+                )
 
     # -- internals ------------------------------------------------------------------------
 

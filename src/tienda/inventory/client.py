@@ -1,13 +1,45 @@
-"""What other modules may ask of inventory (carts: what is available now; later orders:
-reserve, release and commit through the same routes as `/api/v1/inventory`)."""
+"""What other modules may ask of inventory: carts, what is available now; orders, to reserve,
+release and commit an order's units (the same use cases as `/api/v1/inventory`)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from tienda.inventory import repository
+from tienda.inventory.errors import ConcurrentChange, InsufficientStock, ReservationNotFound
 from tienda.inventory.models import NO_VARIANT
+from tienda.inventory.schemas import ItemIn, ReservationRead
+from tienda.inventory.service import InventoryService
+from tienda.inventory.wiring import inventory_service
+from tienda.platform.db import UnitOfWork
 from tienda.platform.runtime import Platform
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StockLine:
+    product_id: str
+    variant_id: str | None
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Shortage:
+    field: str
+    message: str
+
+
+class StockShort(Exception):
+    """Not every line could be reserved; nothing was."""
+
+    def __init__(self, lines: list[Shortage]) -> None:
+        super().__init__("; ".join(f"{s.field}: {s.message}" for s in lines))
+        self.lines = lines
+
 
 StockKey = tuple[str, str | None]
 """(productId, variantId or None for a product without variants)."""
@@ -17,6 +49,19 @@ class InventoryClient(Protocol):
     async def available(self, product_ids: list[str]) -> dict[StockKey, int]:
         """Units available now of every stocked item of these products; an item inventory
         keeps no stock for is absent (nothing to sell)."""
+        ...
+
+    async def reserve(self, order_id: str, lines: list[StockLine], *, ttl: timedelta) -> datetime:
+        """Hold every line for the order, or none (`StockShort`); when the hold expires.
+        Asking again for the same order returns the same hold."""
+        ...
+
+    async def release(self, order_id: str) -> None:
+        """Give back what the order holds (nothing, if it holds nothing any more)."""
+        ...
+
+    async def commit(self, order_id: str) -> None:
+        """The order's held units are sold. Idempotent."""
         ...
 
 
@@ -32,6 +77,50 @@ class InProcessInventoryClient:
         async with self.platform.db("inventory").reader() as uow:
             rows = await repository.available_of_products(uow.session, list(dict.fromkeys(product_ids)))
         return {(p, v if v != NO_VARIANT else None): max(a, 0) for (p, v), a in rows.items()}
+
+    async def reserve(self, order_id: str, lines: list[StockLine], *, ttl: timedelta) -> datetime:
+        items = [ItemIn(product_id=x.product_id, variant_id=x.variant_id, quantity=x.quantity) for x in lines]
+        try:
+            held = await self._committed(lambda s, uow: s.reserve(uow, order_id=order_id, items=items, ttl=ttl))
+        except InsufficientStock as exc:
+            raise StockShort([Shortage(d.field or "", d.message) for d in exc.details or []]) from exc
+        return held.expires_at
+
+    async def release(self, order_id: str) -> None:
+        held = await self._reservation(order_id)
+        if held is not None and held.status == "RESERVED":
+            await self._committed(lambda s, uow: s.release(uow, order_id=order_id, items=None))
+
+    async def commit(self, order_id: str) -> None:
+        await self._committed(lambda s, uow: s.commit(uow, order_id=order_id))
+
+    async def _reservation(self, order_id: str) -> ReservationRead | None:
+        service = inventory_service(self.platform)
+        async with self.platform.db("inventory").reader() as uow:
+            try:
+                return await service.reservation(uow, order_id=order_id)
+            except ReservationNotFound:
+                return None
+
+    async def _committed(self, work: Callable[[InventoryService, UnitOfWork], Awaitable[T]]) -> T:
+        """As the inventory routes run a use case: committed, once more after a concurrent
+        first insert of the same row, and Redis holds given back if it did not commit."""
+        service = inventory_service(self.platform)
+        db = self.platform.db("inventory")
+        for attempt in (1, 2):
+            try:
+                async with db.uow() as uow:
+                    try:
+                        result = await work(service, uow)
+                        await uow.commit()
+                        return result
+                    finally:
+                        if not uow.committed:
+                            await service.abandoned(uow)
+            except ConcurrentChange:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def in_process_client(platform: Platform) -> InProcessInventoryClient:

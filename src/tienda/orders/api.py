@@ -1,20 +1,33 @@
-"""Routes of orders: coupons (admin) so far."""
+"""Routes of orders (SEED.md 5.5) and coupons."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
+from tienda.orders.checkout import Checkout
 from tienda.orders.coupons import CouponService
-from tienda.orders.schemas import CouponCreate, CouponRead, CouponUpdate
-from tienda.orders.wiring import coupon_service
-from tienda.platform.auth import Admin
+from tienda.orders.domain import OrderStatus
+from tienda.orders.schemas import (
+    CancelRequest,
+    CouponCreate,
+    CouponRead,
+    CouponUpdate,
+    OrderCreate,
+    OrderRead,
+    StatusChange,
+)
+from tienda.orders.service import OrderService
+from tienda.orders.wiring import checkout, coupon_service, order_service
+from tienda.platform.auth import Admin, CurrentUser
 from tienda.platform.db import UnitOfWork
 from tienda.platform.deps import unit_of_work
 from tienda.platform.errors import error_responses
 from tienda.platform.pagination import Page, PageQuery
 
+orders = APIRouter(prefix="/orders", tags=["orders"])
 coupons = APIRouter(prefix="/coupons", tags=["coupons"])
 
 
@@ -22,7 +35,17 @@ async def _coupons(request: Request) -> CouponService:
     return coupon_service(request.app.state.platform)
 
 
+async def _checkout(request: Request) -> Checkout:
+    return checkout(request.app.state.platform)
+
+
+async def _orders(request: Request) -> OrderService:
+    return order_service(request.app.state.platform)
+
+
 Coupons = Annotated[CouponService, Depends(_coupons)]
+Orders = Annotated[OrderService, Depends(_orders)]
+CheckoutDep = Annotated[Checkout, Depends(_checkout)]
 Uow = Annotated[UnitOfWork, Depends(unit_of_work("orders"))]
 ReadUow = Annotated[UnitOfWork, Depends(unit_of_work("orders", readonly=True))]
 
@@ -88,3 +111,91 @@ async def delete_coupon(couponId: str, _admin: Admin, service: Coupons, uow: Uow
     await service.delete(uow, coupon_id=couponId)
     await uow.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- orders ------------------------------------------------------------------------------
+
+
+@orders.post(
+    "",
+    summary="Place an order from your cart",
+    description="Built from the caller's cart at today's prices (never the client's), with the coupon, tax "
+    "and shipping applied; the stock is reserved for it. COD: the order answers CONFIRMED. An "
+    "`Idempotency-Key` makes a retry return the first answer (the same key with another body: 409).",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderRead,
+    responses=error_responses(400, 401, 404, 409, 503),
+)
+async def place_order(
+    body: OrderCreate,
+    user: CurrentUser,
+    service: CheckoutDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> OrderRead:
+    return await service.place(user_id=user.subject, body=body, idempotency_key=idempotency_key)
+
+
+@orders.get(
+    "",
+    summary="List orders, newest first",
+    description="Your own orders; an admin sees everyone's and may filter by user, status and creation time.",
+    response_model=Page[OrderRead],
+    responses=error_responses(400, 401),
+)
+async def list_orders(
+    user: CurrentUser,
+    service: Orders,
+    uow: ReadUow,
+    paging: PageQuery,
+    userId: Annotated[str | None, Query(max_length=64, description="Admin only: one buyer's orders.")] = None,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    since: Annotated[datetime | None, Query(alias="from", description="Created at or after.")] = None,
+    until: Annotated[datetime | None, Query(alias="to", description="Created before.")] = None,
+) -> Page[OrderRead]:
+    return await service.page(
+        uow,
+        caller=user,
+        page=paging.page,
+        size=paging.size,
+        user_id=userId,
+        status=status_,
+        since=since,
+        until=until,
+    )
+
+
+@orders.get(
+    "/{orderId}",
+    summary="Get an order (your own; an admin's any)",
+    response_model=OrderRead,
+    responses=error_responses(401, 404),
+)
+async def get_order(orderId: str, user: CurrentUser, service: Orders, uow: ReadUow) -> OrderRead:
+    return await service.get(uow, order_id=orderId, caller=user)
+
+
+@orders.post(
+    "/{orderId}/cancel",
+    summary="Cancel an order not yet paid",
+    description="The reserved units and the coupon go back; 409 once the order has moved on.",
+    response_model=OrderRead,
+    responses=error_responses(401, 404, 409),
+)
+async def cancel_order(
+    orderId: str, user: CurrentUser, service: Orders, body: CancelRequest | None = None
+) -> OrderRead:
+    return await service.cancel(order_id=orderId, caller=user, reason=body.reason if body else None)
+
+
+@orders.post(
+    "/{orderId}/status",
+    summary="Move an order along: PACKED, SHIPPED (tracking number), DELIVERED (admin)",
+    response_model=OrderRead,
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+async def set_order_status(orderId: str, body: StatusChange, _admin: Admin, service: Orders, uow: Uow) -> OrderRead:
+    order = await service.set_status(
+        uow, order_id=orderId, status=OrderStatus(body.status), tracking_number=body.tracking_number
+    )
+    await uow.commit()
+    return order

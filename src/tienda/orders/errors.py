@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tienda.platform.errors import Conflict, NotFound
+from tienda.platform.errors import Conflict, NotFound, ServiceUnavailable
 
 
 class CouponNotFound(NotFound):
@@ -18,3 +18,53 @@ class CouponCodeTaken(Conflict):
 class CouponInUse(Conflict):
     code = "COUPON_IN_USE"
     message = "The coupon has been used: deactivate it (isActive: false) instead of deleting it"
+
+
+class OrderNotFound(NotFound):
+    code = "ORDER_NOT_FOUND"
+    message = "No such order"
+
+
+class CartEmpty(Conflict):
+    code = "CART_EMPTY"
+    message = "Your cart is empty"
+
+
+class CartNotYours(NotFound):
+    code = "CART_NOT_FOUND"
+    message = "No such cart of yours"
+
+
+class ItemsUnavailable(Conflict):
+    code = "CART_HAS_UNAVAILABLE_ITEMS"
+    message = "Some items in your cart cannot be bought as they are; update the cart and try again"
+
+
+class AddressNotFound(NotFound):
+    code = "ADDRESS_NOT_FOUND"
+    message = "No such address of yours"
+
+
+class CouponNotApplicable(Conflict):
+    code = "COUPON_NOT_APPLICABLE"
+    message = "This coupon cannot be used on this order"
+
+
+class OutOfStock(Conflict):
+    code = "INSUFFICIENT_STOCK"
+    message = "Not enough stock for every item; the order failed and nothing was charged"
+
+
+class IllegalStatusMove(Conflict):
+    code = "ILLEGAL_STATUS_TRANSITION"
+    message = "The order cannot move to that status from where it is"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This Idempotency-Key was used with a different request"
+
+
+class PaymentsUnavailable(ServiceUnavailable):
+    code = "PAYMENT_METHOD_UNAVAILABLE"
+    message = "Online payment is not available yet; choose COD"

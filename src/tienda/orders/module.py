@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tienda.orders import api
 from tienda.orders.models import OUTBOX, Base
+from tienda.orders.wiring import order_jobs
 from tienda.platform.modules import ModuleSpec
 
 MODULE = ModuleSpec(
@@ -11,5 +12,6 @@ MODULE = ModuleSpec(
     metadata=Base.metadata,
     outbox=OUTBOX,
     migrations="tienda.orders:migrations",
-    routers=(api.coupons,),
+    routers=(api.orders, api.coupons),
+    jobs=order_jobs,
 )

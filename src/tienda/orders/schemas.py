@@ -1,14 +1,14 @@
-"""DTOs of orders, camelCase on the wire: coupons so far."""
+"""DTOs of orders and coupons, camelCase on the wire."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PlainSerializer, field_validator, model_validator
 
-from tienda.orders.domain import CouponKind, check_coupon_terms
+from tienda.orders.domain import CouponKind, OrderStatus, check_coupon_terms
 from tienda.platform.money import Amount
 from tienda.platform.schemas import ReadSchema, Schema, examples
 
@@ -127,3 +127,167 @@ class CouponRead(ReadSchema):
     used_count: int
     created_at: datetime
     updated_at: datetime
+
+
+# -- orders ------------------------------------------------------------------------------
+
+PaymentMethod = Literal["PAYMENT_GATEWAY", "COD"]
+
+
+class OrderCreate(Schema):
+    """SEED.md's OrderCreateDTO. The order is always built from the caller's own cart; `userId`
+    and `cartId`, when sent, must be the caller's."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": examples(
+            {
+                "shippingAddressId": "adr_7k2m4n6p8q1r",
+                "paymentMethod": "COD",
+                "couponCode": "NEWUSER10",
+            }
+        )
+    }
+
+    user_id: Annotated[str, Field(max_length=64)] | None = None
+    cart_id: Annotated[str, Field(max_length=64)] | None = None
+    shipping_address_id: Annotated[str, Field(min_length=1, max_length=64)]
+    billing_address_id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Defaults to the shipping address."
+    )
+    payment_method: PaymentMethod = Field(
+        default="PAYMENT_GATEWAY", description="PAYMENT_GATEWAY (the configured provider) or COD (cash on delivery)."
+    )
+    coupon_code: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+
+
+class AddressRead(ReadSchema):
+    address_id: str
+    label: str | None
+    line1: str
+    line2: str | None
+    city: str
+    state: str | None
+    postal_code: str
+    country: str
+    phone: str | None
+
+
+class OrderItemRead(ReadSchema):
+    product_id: str
+    variant_id: str | None
+    sku: str | None
+    name: str
+    attributes: dict[str, str]
+    quantity: int
+    unit_price: Amount
+    total_price: Amount
+    discount_amount: Amount
+    tax_rate: Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+    tax_amount: Amount
+
+
+class OrderRead(ReadSchema):
+    model_config = ReadSchema.model_config | {
+        "json_schema_extra": examples(
+            {
+                "orderId": "ord_20261125_0001",
+                "userId": "u_123abc456def",
+                "status": "CONFIRMED",
+                "paymentStatus": "COD_PENDING",
+                "paymentMethod": "COD",
+                "paymentId": None,
+                "paymentUrl": None,
+                "currency": "INR",
+                "items": [
+                    {
+                        "productId": "p_4m8k2x9q7w3e",
+                        "variantId": "v_8d2k4m6n8p1q",
+                        "sku": "TSHIRT-RED-M",
+                        "name": "Men's T-Shirt",
+                        "attributes": {"color": "red", "size": "M"},
+                        "quantity": 2,
+                        "unitPrice": 499.0,
+                        "totalPrice": 998.0,
+                        "discountAmount": 99.8,
+                        "taxRate": 0.18,
+                        "taxAmount": 161.68,
+                    }
+                ],
+                "subtotalAmount": 998.0,
+                "discountAmount": 99.8,
+                "taxAmount": 161.68,
+                "shippingAmount": 49.0,
+                "totalAmount": 1108.88,
+                "refundedAmount": 0.0,
+                "couponCode": "NEWUSER10",
+                "shippingAddress": {
+                    "addressId": "adr_7k2m4n6p8q1r",
+                    "label": "Home",
+                    "line1": "12 MG Road",
+                    "line2": None,
+                    "city": "Bengaluru",
+                    "state": "KA",
+                    "postalCode": "560001",
+                    "country": "IN",
+                    "phone": "9876543210",
+                },
+                "billingAddress": {
+                    "addressId": "adr_7k2m4n6p8q1r",
+                    "label": "Home",
+                    "line1": "12 MG Road",
+                    "line2": None,
+                    "city": "Bengaluru",
+                    "state": "KA",
+                    "postalCode": "560001",
+                    "country": "IN",
+                    "phone": "9876543210",
+                },
+                "trackingNumber": None,
+                "failureReason": None,
+                "expiresAt": "2026-11-25T10:15:00Z",
+                "createdAt": "2026-11-25T10:00:00Z",
+                "updatedAt": "2026-11-25T10:00:01Z",
+            }
+        )
+    }
+
+    order_id: str
+    user_id: str
+    status: OrderStatus
+    payment_status: str
+    payment_method: str
+    payment_id: str | None
+    payment_url: str | None = Field(default=None, description="Where the buyer pays, while payment is pending.")
+    currency: str
+    items: list[OrderItemRead]
+    subtotal_amount: Amount
+    discount_amount: Amount
+    tax_amount: Amount
+    shipping_amount: Amount
+    total_amount: Amount
+    refunded_amount: Amount
+    coupon_code: str | None
+    shipping_address: AddressRead
+    billing_address: AddressRead
+    tracking_number: str | None
+    failure_reason: str | None
+    expires_at: datetime = Field(description="A pending payment must arrive before this.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class StatusChange(Schema):
+    """An admin's move along the lifecycle: PACKED, SHIPPED (with a tracking number), DELIVERED."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": examples({"status": "SHIPPED", "trackingNumber": "DTDC123456789IN"})
+    }
+
+    status: Literal["PACKED", "SHIPPED", "DELIVERED"]
+    tracking_number: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
+class CancelRequest(Schema):
+    model_config = Schema.model_config | {"json_schema_extra": examples({"reason": "Ordered by mistake"})}
+
+    reason: Annotated[str, Field(max_length=255)] | None = None

@@ -2,9 +2,56 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from tienda.carts.client import in_process_client as carts_client
+from tienda.catalog.client import in_process_client as catalog_client
+from tienda.inventory.client import in_process_client as inventory_client
+from tienda.orders.checkout import Checkout
 from tienda.orders.coupons import CouponService
+from tienda.orders.domain import ShippingTerms
+from tienda.orders.service import OrderService
+from tienda.platform.jobs import Job
 from tienda.platform.runtime import Platform
+from tienda.users.client import InProcessUsersClient
 
 
 def coupon_service(platform: Platform) -> CouponService:
     return platform.service("orders.coupons", lambda p: CouponService(clock=p.clock))
+
+
+def checkout(platform: Platform) -> Checkout:
+    def build(p: Platform) -> Checkout:
+        s = p.settings
+        return Checkout(
+            db=p.db("orders"),
+            carts=carts_client(p),
+            catalog=catalog_client(p),
+            inventory=inventory_client(p),
+            users=InProcessUsersClient(p.db("users")),
+            coupons=coupon_service(p),
+            clock=p.clock,
+            currency=s.default_currency,
+            default_tax_rate=s.default_tax_rate,
+            tax_rates=dict(s.tax_rates),
+            shipping=ShippingTerms(fee=s.shipping_fee, free_from=s.free_shipping_from),
+            reservation_ttl=timedelta(seconds=s.reservation_ttl_seconds),
+        )
+
+    return platform.service("orders.checkout", build)
+
+
+def order_service(platform: Platform) -> OrderService:
+    return platform.service(
+        "orders",
+        lambda p: OrderService(
+            db=p.db("orders"), inventory=inventory_client(p), coupons=coupon_service(p), clock=p.clock
+        ),
+    )
+
+
+def order_jobs(platform: Platform) -> list[Job]:
+    async def resume() -> int:
+        return await checkout(platform).resume()
+
+    return [Job(name="orders.resume", interval_seconds=platform.settings.reservation_sweep_seconds, run=resume)]
