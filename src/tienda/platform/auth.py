@@ -129,18 +129,10 @@ class TokenService:
 
     async def verify(self, token: str) -> Principal:
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[self._algorithm],
-                issuer=self._issuer,
-                # Time claims are checked below against the injected clock, not PyJWT's wall clock.
-                options={"verify_exp": False, "verify_iat": False, "require": ["sub", "role", "exp", "jti"]},
-            )
+            claims, expires_at = self._decode(token, "sub", "role", "exp", "jti")
             role = Role(claims["role"])
         except (jwt.PyJWTError, ValueError) as exc:
             raise Unauthorized("Invalid access token") from exc
-        expires_at = datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo)
         if claims.get("typ") != "access" or expires_at <= self._clock.now():
             raise Unauthorized("Access token expired")
         revoked, cutoff = await self._cache.get_many(_revoked_key(claims["jti"]), _cutoff_key(claims["sub"]))
@@ -159,20 +151,24 @@ class TokenService:
         """The subject of a token made by `sign(kind, ...)`; None when it has expired.
         Raises `ValueError` when it was not made by us for `kind` (forged, altered, other kind)."""
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[self._algorithm],
-                issuer=self._issuer,
-                options={"verify_exp": False, "require": ["sub", "exp", "typ"]},
-            )
+            claims, expires_at = self._decode(token, "sub", "exp", "typ")
         except jwt.PyJWTError as exc:
             raise ValueError(str(exc)) from exc
         if claims["typ"] != kind or not isinstance(claims["sub"], str):
             raise ValueError(f"not a {kind} token")
-        if datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo) <= self._clock.now():
-            return None
-        return claims["sub"]
+        return claims["sub"] if expires_at > self._clock.now() else None
+
+    def _decode(self, token: str, *required: str) -> tuple[dict[str, Any], datetime]:
+        """The claims of a token we signed, and when it expires. Time claims are checked by the
+        callers against the injected clock, not PyJWT's wall clock."""
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            self._key,
+            algorithms=[self._algorithm],
+            issuer=self._issuer,
+            options={"verify_exp": False, "verify_iat": False, "require": list(required)},
+        )
+        return claims, datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo)
 
     async def revoke(self, principal: Principal) -> None:
         remaining = (principal.expires_at - self._clock.now()).total_seconds()
