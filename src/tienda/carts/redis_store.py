@@ -1,8 +1,10 @@
 """The Redis cart store, SEED.md 4.3's recommended structure: one hash per cart, `cart:{userId}`
 for a signed-in user and `cart:guest:{cartId}` (with a TTL) for a guest. Each line is a field
-`{productId}/{variantId}` whose value is `{"id": itemId, "q": quantity, "t": addedAtMs}`; the
-field `#cart` holds the cart's own id. Every write is one Lua script, so it is atomic: the line
-limit holds under concurrent writes, and a merge reads, adds and deletes in one step.
+`{productId}/{variantId}` whose value is `{"id": itemId, "q": quantity, "t": addedAtMs, "n": seq}`
+(`n` numbers the cart's lines in the order they came, so lines added in the same millisecond
+still show oldest first, as the SQL store's ids order them); the field `#cart` holds the cart's
+own id. Every write is one Lua script, so it is atomic: the line limit holds under concurrent
+writes, and a merge reads, adds and deletes in one step.
 
 Redis must persist (AOF or RDB) for carts to outlive a restart in production."""
 
@@ -36,7 +38,11 @@ elseif line then
   redis.call('HSET', key, field, cjson.encode(l))
 else
   if redis.call('HLEN', key) - 1 >= tonumber(ARGV[6]) then return redis.error_reply('CART_FULL') end
-  redis.call('HSET', key, field, cjson.encode({id = ARGV[3], q = q, t = tonumber(ARGV[4])}))
+  local n = 0
+  for _, v in ipairs(redis.call('HVALS', key)) do
+    if string.sub(v, 1, 1) == '{' then n = math.max(n, cjson.decode(v).n or 0) end
+  end
+  redis.call('HSET', key, field, cjson.encode({id = ARGV[3], q = q, t = tonumber(ARGV[4]), n = n + 1}))
 end
 if tonumber(ARGV[7]) > 0 then redis.call('EXPIRE', key, ARGV[7]) end
 return redis.call('HGETALL', key)
@@ -63,22 +69,37 @@ if #theirs == 0 then return redis.call('HGETALL', into) end
 local caps = {}
 for i = 4, #ARGV, 2 do caps[ARGV[i]] = tonumber(ARGV[i + 1]) end
 if redis.call('EXISTS', into) == 0 then redis.call('HSET', into, '#cart', ARGV[1]) end
-local count = redis.call('HLEN', into) - 1
+local count, seq = redis.call('HLEN', into) - 1, 0
+for _, v in ipairs(redis.call('HVALS', into)) do
+  if string.sub(v, 1, 1) == '{' then seq = math.max(seq, cjson.decode(v).n or 0) end
+end
+local lines = {}
 for i = 1, #theirs, 2 do
-  local field = theirs[i]
-  if field ~= '#cart' then
+  if theirs[i] ~= '#cart' then
     local t = cjson.decode(theirs[i + 1])
-    local cap = caps[field] or tonumber(ARGV[3])
-    local mine = redis.call('HGET', into, field)
-    if mine then
-      local m = cjson.decode(mine)
-      m.q = math.max(m.q, math.min(m.q + t.q, cap))
-      redis.call('HSET', into, field, cjson.encode(m))
-    elseif count < tonumber(ARGV[2]) and math.min(t.q, cap) > 0 then
-      t.q = math.min(t.q, cap)
-      redis.call('HSET', into, field, cjson.encode(t))
-      count = count + 1
-    end
+    t.f = theirs[i]
+    lines[#lines + 1] = t
+  end
+end
+-- the guest's lines oldest first: those move over while the cart has room
+table.sort(lines, function(a, b)
+  if a.t ~= b.t then return a.t < b.t end
+  return (a.n or 0) < (b.n or 0)
+end)
+for _, t in ipairs(lines) do
+  local field = t.f
+  t.f = nil
+  local cap = caps[field] or tonumber(ARGV[3])
+  local mine = redis.call('HGET', into, field)
+  if mine then
+    local m = cjson.decode(mine)
+    m.q = math.max(m.q, math.min(m.q + t.q, cap))
+    redis.call('HSET', into, field, cjson.encode(m))
+  elseif count < tonumber(ARGV[2]) and math.min(t.q, cap) > 0 then
+    seq = seq + 1
+    t.q, t.n = math.min(t.q, cap), seq
+    redis.call('HSET', into, field, cjson.encode(t))
+    count = count + 1
   end
 end
 redis.call('DEL', source)
@@ -99,7 +120,7 @@ def _cart(flat: list[Any]) -> StoredCart | None:
     if not flat:
         return None
     cart_id = ""
-    lines: list[StoredLine] = []
+    lines: list[tuple[int, int, StoredLine]] = []
     for field, value in zip(flat[::2], flat[1::2], strict=True):
         name = field.decode() if isinstance(field, bytes) else str(field)
         if name == META:
@@ -107,16 +128,15 @@ def _cart(flat: list[Any]) -> StoredCart | None:
             continue
         product_id, _, variant_id = name.partition("/")
         line = json.loads(value)
-        lines.append(
-            StoredLine(
-                item_id=line["id"],
-                key=LineKey(product_id, variant_id or None),
-                quantity=int(line["q"]),
-                added_at=datetime.fromtimestamp(line["t"] / 1000, tz=UTC),
-            )
+        stored = StoredLine(
+            item_id=line["id"],
+            key=LineKey(product_id, variant_id or None),
+            quantity=int(line["q"]),
+            added_at=datetime.fromtimestamp(line["t"] / 1000, tz=UTC),
         )
-    lines.sort(key=lambda line: (line.added_at, line.item_id))
-    return StoredCart(cart_id=cart_id, lines=lines)
+        lines.append((int(line["t"]), int(line.get("n", 0)), stored))
+    lines.sort(key=lambda each: (each[0], each[1], each[2].item_id))
+    return StoredCart(cart_id=cart_id, lines=[each[2] for each in lines])
 
 
 class RedisCartStore:

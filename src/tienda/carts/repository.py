@@ -1,9 +1,11 @@
 """The SQL cart store: carts and cart_items (SEED.md 4.3). Each call is one transaction of
 its own; a write locks the cart's row first, so concurrent writes to one cart take turns and
-the line limit holds."""
+the line limit holds. A cart that is not there yet is made first, in a transaction of its own
+(see `_make_cart`), and the write then locks it."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +50,10 @@ async def _delete_carts(session: AsyncSession, where: Any) -> None:
     await session.execute(delete(Cart).where(where))
 
 
+class _NoCart(Exception):
+    """The owner has no cart to lock yet: make one, then write again."""
+
+
 def _stored(cart: Cart, items: list[CartItem]) -> StoredCart:
     return StoredCart(
         cart_id=cart.cart_id,
@@ -72,29 +78,34 @@ class SqlCartStore:
             cart = await _cart(uow.session, owner, now)
             return _stored(cart, await _items(uow.session, cart)) if cart else None
 
+    async def _make_cart(self, owner: Owner, now: datetime, new_cart_id: str, expires_at: datetime | None) -> None:
+        """Make the owner's cart, committed, unless a racing first write made it already.
+
+        Not inside the write that needs it: a locking read of a row that is not there takes gap
+        locks on MySQL/MariaDB, and two first writes that both insert into that gap deadlock (the
+        server then rolls back the whole transaction, savepoint and all)."""
+        async with self.db.uow() as uow:
+            if owner.guest_cart_id is not None:  # an expired cart of this token: start it afresh
+                await _delete_carts(uow.session, (Cart.cart_id == owner.guest_cart_id) & (Cart.expires_at <= now))
+            uow.session.add(
+                Cart(
+                    cart_id=owner.guest_cart_id or new_cart_id,
+                    user_id=owner.user_id,
+                    created_at=now,
+                    updated_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            with contextlib.suppress(IntegrityError):  # the racing write's cart it is
+                await uow.commit()
+
     async def _locked_cart(
-        self, session: AsyncSession, owner: Owner, now: datetime, new_cart_id: str, expires_at: datetime | None
+        self, session: AsyncSession, owner: Owner, now: datetime, expires_at: datetime | None
     ) -> Cart:
-        """The owner's cart, locked; created first if there is none. Two first writes racing:
-        the loser's insert fails on the unique key inside a savepoint, and it takes the winner's."""
+        """The owner's cart, locked; `_NoCart` when there is none yet."""
         cart = await _cart(session, owner, now, for_update=True)
         if cart is None:
-            if owner.guest_cart_id is not None:  # an expired cart of this token: start it afresh
-                await _delete_carts(session, Cart.cart_id == owner.guest_cart_id)
-            cart = Cart(
-                cart_id=owner.guest_cart_id or new_cart_id,
-                user_id=owner.user_id,
-                created_at=now,
-                updated_at=now,
-                expires_at=expires_at,
-            )
-            try:
-                async with session.begin_nested():
-                    session.add(cart)
-            except IntegrityError:
-                cart = await _cart(session, owner, now, for_update=True)
-                if cart is None:
-                    raise
+            raise _NoCart()
         cart.updated_at = now
         if owner.guest_cart_id is not None:
             cart.expires_at = expires_at
@@ -112,9 +123,26 @@ class SqlCartStore:
         max_lines: int,
         expires_at: datetime | None,
     ) -> StoredCart:
+        for _ in range(3):
+            try:
+                return await self._set_quantity(owner, key, quantity, now, new_item_id, max_lines, expires_at)
+            except _NoCart:
+                await self._make_cart(owner, now, new_cart_id, expires_at)
+        raise RuntimeError(f"the cart of {owner} was made but cannot be found")
+
+    async def _set_quantity(
+        self,
+        owner: Owner,
+        key: LineKey,
+        quantity: int,
+        now: datetime,
+        new_item_id: str,
+        max_lines: int,
+        expires_at: datetime | None,
+    ) -> StoredCart:
         async with self.db.uow() as uow:
             session = uow.session
-            cart = await self._locked_cart(session, owner, now, new_cart_id, expires_at)
+            cart = await self._locked_cart(session, owner, now, expires_at)
             items = await _items(session, cart)
             line = next((i for i in items if i.product_id == key.product_id and i.variant_id == _variant(key)), None)
             if quantity == 0:
@@ -149,9 +177,11 @@ class SqlCartStore:
             result = await uow.session.execute(
                 delete(CartItem).where(CartItem.cart_id == cart.id, CartItem.item_id == item_id)
             )
-            cart.updated_at = now
-            await uow.commit()
-            return bool(getattr(result, "rowcount", 0))
+            removed = bool(getattr(result, "rowcount", 0))
+            if removed:  # a refused removal leaves the cart untouched (rolled back on exit)
+                cart.updated_at = now
+                await uow.commit()
+            return removed
 
     async def merge(
         self,
@@ -164,6 +194,16 @@ class SqlCartStore:
         default_cap: int,
         max_lines: int,
     ) -> StoredCart | None:
+        for _ in range(3):
+            try:
+                return await self._merge(source, into, caps, now, default_cap, max_lines)
+            except _NoCart:
+                await self._make_cart(into, now, new_cart_id, None)
+        raise RuntimeError(f"the cart of {into} was made but cannot be found")
+
+    async def _merge(
+        self, source: Owner, into: Owner, caps: list[MergeCap], now: datetime, default_cap: int, max_lines: int
+    ) -> StoredCart | None:
         cap_of = {c.key: c.cap for c in caps}
         async with self.db.uow() as uow:
             session = uow.session
@@ -171,7 +211,7 @@ class SqlCartStore:
             if guest is None:
                 cart = await _cart(session, into, now)
                 return _stored(cart, await _items(session, cart)) if cart else None
-            cart = await self._locked_cart(session, into, now, new_cart_id, None)
+            cart = await self._locked_cart(session, into, now, None)
             mine = {(i.product_id, i.variant_id): i for i in await _items(session, cart)}
             for theirs in await _items(session, guest):
                 key = LineKey(theirs.product_id, theirs.variant_id or None)
