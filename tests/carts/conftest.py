@@ -1,5 +1,7 @@
-"""Every cart test runs against both stores through the same API: the SQL store on each SQL
-database, and the Redis store (the shop's own data on SQLite).
+"""Every cart test runs against both stores through the same API: the SQL store and the Redis
+store (the shop's own data on SQLite). What depends on the SQL database itself (the store's
+queries, locking under concurrent writes) runs on PostgreSQL and MariaDB too: those tests
+parametrise `cart_backend` with `ALL_STORES` (test_stores.py).
 
 A test that needs other cart settings (a small line limit, a short guest TTL) parametrises
 `cart_settings`: `@pytest.mark.parametrize("cart_settings", [{"cart_max_lines": 3}])`."""
@@ -16,7 +18,8 @@ from tests.conftest import Shop
 from tienda.app import ALL_MODULES, create_app
 from tienda.platform.runtime import Platform
 
-STORES = [("sql", "sqlite"), ("sql", "postgres"), ("sql", "mysql"), ("redis", "sqlite")]
+STORES = [("sql", "sqlite"), ("redis", "sqlite")]
+ALL_STORES = [("sql", "sqlite"), ("sql", "postgres"), ("sql", "mysql"), ("redis", "sqlite")]
 
 
 @pytest.fixture(params=STORES, ids=[f"{store}-{db}" for store, db in STORES])

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from tests.carts.conftest import ALL_STORES
 from tests.carts.support import (
     TOKEN,
     V1,
@@ -219,6 +220,8 @@ POOL = {"db_pool_size": 8}
 
 
 class TestConcurrentWrites:
+    pytestmark = pytest.mark.parametrize("cart_backend", ALL_STORES)
+
     @pytest.mark.parametrize("cart_settings", [POOL])
     async def test_twenty_first_writes_at_once_make_one_cart_of_twenty_lines(self, shop: Shop) -> None:
         # given twenty products, and three users without a cart (all racing at once: more collisions)

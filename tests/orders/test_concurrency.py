@@ -13,6 +13,7 @@ import pytest
 
 from tests.carts.support import line, simple_product
 from tests.conftest import Shop
+from tests.orders.conftest import ALL
 from tests.orders.support import (
     Buyer,
     buyer,
@@ -24,6 +25,8 @@ from tests.orders.support import (
     rebuilt,
     stock,
 )
+
+pytestmark = ALL
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import Shop
+from tests.orders.conftest import ALL
 from tienda.orders.seed import seed_coupons
 
 V1 = "/api/v1/coupons"
@@ -41,6 +42,8 @@ DIWALI: dict[str, Any] = {
     "usageLimit": 1000,
     "perUserLimit": 1,
 }
+
+pytestmark = ALL
 
 
 async def count(shop: Shop) -> int:

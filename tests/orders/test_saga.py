@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.carts.support import line, simple_product
 from tests.conftest import Shop
+from tests.orders.conftest import ALL
 from tests.orders.support import (
     Buyer,
     buyer,
@@ -24,6 +25,8 @@ from tienda.orders.checkout import Checkout
 from tienda.orders.wiring import checkout
 
 NOW = timedelta(0)
+
+pytestmark = ALL
 
 
 async def given_a_stalled_order(
