@@ -202,7 +202,7 @@ class CartService:
         for line in stored.lines if stored else []:
             product = products.get(line.key.product_id)
             variant = product.variants.get(line.key.variant_id) if product and line.key.variant_id else None
-            exists = product is not None and (variant is not None if line.key.variant_id else not product.variants)
+            exists = product is not None and product.has_line(line.key.variant_id)
             unit_price = (variant.price if variant else product.price) if product else None
             available = stock.get(_stock_key(line.key), 0)
             status = line_status(

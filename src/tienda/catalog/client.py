@@ -45,6 +45,11 @@ class ProductInfo:
     published: bool
     """Active and not deleted: the public may see and buy it."""
 
+    def has_line(self, variant_id: str | None) -> bool:
+        """Whether a line of this product with this variant (None: no variant) can exist now:
+        the variant is one of the product's, or the product has none and none is named."""
+        return variant_id in self.variants if variant_id is not None else not self.variants
+
 
 class CatalogClient(Protocol):
     async def categories(self) -> list[CategoryInfo]:

@@ -240,8 +240,12 @@ class Checkout:
         for line in lines:
             product = products.get(line.product_id)
             variant = product.variants.get(line.variant_id) if product and line.variant_id else None
-            fits = product is not None and (variant is not None if line.variant_id else not product.variants)
-            if product is None or not product.published or not fits or product.currency != self.currency:
+            if (
+                product is None
+                or not product.published
+                or not product.has_line(line.variant_id)
+                or product.currency != self.currency
+            ):
                 wrong.append(ErrorDetail(field=line.product_id, message="no longer for sale as it is in your cart"))
                 continue
             rate = tax_rate(
