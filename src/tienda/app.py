@@ -15,7 +15,9 @@ from tienda import __version__
 from tienda.carts.module import MODULE as CARTS
 from tienda.catalog.module import MODULE as CATALOG
 from tienda.inventory.module import MODULE as INVENTORY
+from tienda.notifications.module import MODULE as NOTIFICATIONS
 from tienda.orders.module import MODULE as ORDERS
+from tienda.payments.module import MODULE as PAYMENTS
 from tienda.platform import web
 from tienda.platform.clock import Clock
 from tienda.platform.modules import ModuleSpec
@@ -26,7 +28,7 @@ from tienda.settings import Settings
 from tienda.users.module import MODULE as USERS
 
 # Search before the catalog: `/products/search` must win over `/products/{productId}`.
-ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG, CARTS, INVENTORY, ORDERS)
+ALL_MODULES: tuple[ModuleSpec, ...] = (USERS, SEARCH, CATALOG, CARTS, INVENTORY, ORDERS, PAYMENTS, NOTIFICATIONS)
 
 API_PREFIX = "/api/v1"
 ALIAS_PREFIX = "/api"
@@ -102,6 +104,8 @@ def create_app(
             {"name": "catalog", "description": "Products with variants and images, categories, publishing."},
             {"name": "search", "description": "Full-text product search with facets, and autocomplete."},
             {"name": "inventory", "description": "Stock per product and variant; reservations that never oversell."},
+            {"name": "payments", "description": "Payments through a gateway, its signed webhooks, refunds."},
+            {"name": "notifications", "description": "E-mail and SMS to buyers and admins, retried until sent."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )

@@ -7,6 +7,8 @@ and rate limits, e-mail written to files.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from decimal import Decimal
 from pathlib import Path
@@ -31,14 +33,24 @@ class Settings(BaseSettings):
     users_database_url: str | None = None
     catalog_database_url: str | None = None
     search_database_url: str | None = None
+    carts_database_url: str | None = None
     inventory_database_url: str | None = None
-    db_pool_size: int = Field(default=20, description="Connections per process and module database (+50% overflow).")
+    orders_database_url: str | None = None
+    payments_database_url: str | None = None
+    notifications_database_url: str | None = None
+    db_pool_size: int = Field(
+        default=20,
+        description="Connections per process and database (+50% overflow); modules on one database share them.",
+    )
     db_echo: bool = False
 
     # Infrastructure that is embedded when unset.
     redis_url: str | None = Field(default=None, description="redis://...; unset: in-memory cache and rate limits.")
     redis_prefix: str = Field(default="tienda:", description="Prefix of every Redis key, so shops can share a server.")
     broker_url: str | None = Field(default=None, description="amqp://...; unset: in-process event bus.")
+    broker_prefix: str = Field(
+        default="tienda", description="Names the exchange and the queues on the broker, so shops can share one."
+    )
     relay_in_process: bool | None = Field(
         default=None,
         description="Relay outbox events inside the API process. "
@@ -145,6 +157,40 @@ class Settings(BaseSettings):
         default=600, ge=1, description="A Redis stock counter is reloaded from the database at least this often."
     )
 
+    # Notifications: e-mail through the mailer above, SMS through a provider; failed sends retried with backoff.
+    notification_max_attempts: int = Field(default=5, ge=1, description="Sends tried before a notification is FAILED.")
+    notification_retry_base_seconds: float = Field(
+        default=30.0, gt=0, description="Wait after the first failed send; doubled after each further one."
+    )
+    notification_retry_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often the worker looks for notifications due to be sent again."
+    )
+    sms_provider: Literal["console"] = Field(
+        default="console", description="Where SMS go: `console` logs them (dev); real gateways plug in here."
+    )
+
+    # Payments: gateways behind one interface; `sandbox` is built in (a page of ours plays the gateway).
+    payment_provider: Literal["sandbox", "razorpay", "stripe"] = Field(
+        default="sandbox", description="The gateway of `paymentMethod: PAYMENT_GATEWAY`."
+    )
+    sandbox_payments: bool | None = Field(
+        default=None, description="Serve the sandbox gateway and its page. Default: yes, except in production."
+    )
+    sandbox_webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs the sandbox gateway's webhooks; default: derived from the JWT key."
+    )
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: SecretStr | None = None
+    razorpay_webhook_secret: SecretStr | None = None
+    razorpay_api_base: str = "https://api.razorpay.com"
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    payment_return_url: str | None = Field(
+        default=None, description="Where a gateway sends the buyer back after paying; default: the order's page."
+    )
+    refund_retry_seconds: float = Field(default=60.0, description="How often refunds left pending are sent again.")
+
     # Search: an embedded tantivy index on disk, fed by catalog events.
     search_index_dir: Path | None = Field(default=None, description="Default: <data_dir>/search-index.")
     search_cache_ttl_seconds: float = Field(
@@ -185,6 +231,17 @@ class Settings(BaseSettings):
     @property
     def search_index_path(self) -> Path:
         return (self.search_index_dir or self.data_dir / "search-index").expanduser().resolve()
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        if self.sandbox_payments is not None:
+            return self.sandbox_payments
+        return self.env != "production" or self.payment_provider == "sandbox"
+
+    def sandbox_secret(self) -> str:
+        if self.sandbox_webhook_secret is not None:
+            return self.sandbox_webhook_secret.get_secret_value()
+        return hmac.new(self.jwt_key().encode(), b"sandbox-webhooks", hashlib.sha256).hexdigest()
 
     def jwt_key(self) -> str:
         """The signing key; in dev, generated once and kept in the data dir."""

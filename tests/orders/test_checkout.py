@@ -693,20 +693,6 @@ class TestRefusedInput:
         assert_error(response, 400, "VALIDATION_FAILED")
         assert await orders_stored(shop) == []
 
-    @pytest.mark.parametrize("method", ["PAYMENT_GATEWAY", None])
-    async def test_online_payment_is_not_available_yet(self, shop: Shop, method: str | None) -> None:
-        _, admin = await shop.admin()
-        shirt = await shirt_for_sale(shop, admin)
-        asha = await buyer(shop)
-        await fill(shop, asha, line(shirt, 1))
-        before = await world(shop, asha, shirt)
-        body = {"shippingAddressId": asha.address_id} | ({"paymentMethod": method} if method else {})
-
-        response = await shop.client.post(ORDERS, json=body, headers=asha.auth)
-
-        assert_error(response, 503, "PAYMENT_METHOD_UNAVAILABLE")
-        assert await world(shop, asha, shirt) == before
-
 
 class TestIdempotencyKey:
     async def test_the_same_key_and_body_answer_the_same_order(self, shop: Shop) -> None:

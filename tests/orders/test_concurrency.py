@@ -25,6 +25,7 @@ from tests.orders.support import (
     rebuilt,
     stock,
 )
+from tests.payments.support import payment_row, signed_event
 
 pytestmark = ALL
 
@@ -134,3 +135,32 @@ class TestTheSameKeyAtOnce:
         [order] = await orders_stored(shop)
         assert (order["order_id"], order["status"]) == (answers[0].json()["orderId"], "CONFIRMED")
         assert await stock(shop, mug) == (3, 0, 3)
+
+
+class TestPaidAtOnce:
+    async def test_two_gateway_checkouts_of_the_last_unit_confirm_one(self, shop: Shop) -> None:
+        # given one mug left and two buyers paying online at once
+        _, admin = await shop.admin()
+        mug = await simple_product(shop, admin, stock=1)
+        asha, ravi = await buyers_of(shop, mug, 2)
+
+        answers = await asyncio.gather(
+            place(shop, asha, paymentMethod="PAYMENT_GATEWAY"), place(shop, ravi, paymentMethod="PAYMENT_GATEWAY")
+        )
+
+        # then one waits for its payment, the other is refused with nothing to pay
+        assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+        won = next(a for a in answers if a.status_code == 201).json()
+        # when the gateway's capture arrives five times at once
+        body, headers = signed_event(shop, await payment_row(shop, won["paymentId"]), event_id="evt_once")
+        deliveries = await asyncio.gather(
+            *(shop.client.post("/api/v1/payments/webhook", content=body, headers=headers) for _ in range(5))
+        )
+        await shop.relay()
+
+        # then it counts once: one confirmed order, one unit sold, one captured payment
+        assert sorted(d.json()["outcome"] for d in deliveries) == ["CAPTURED"] + ["DUPLICATE"] * 4
+        assert Counter(o["status"] for o in await orders_stored(shop)) == {"CONFIRMED": 1, "FAILED": 1}
+        assert len(await shop.events("orders", "order.confirmed")) == 1
+        assert len(await shop.events("payments", "payment.captured")) == 1
+        assert await stock(shop, mug) == (0, 0, 0)

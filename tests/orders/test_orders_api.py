@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.carts.support import line, simple_product
+from tests.carts.support import line, product_for_sale, simple_product
 from tests.conftest import Shop
 from tests.orders.support import (
     ORDERS,
@@ -21,6 +21,7 @@ from tests.orders.support import (
     fill,
     order_for,
     order_stored,
+    placed,
     stalled,
     stock,
     world,
@@ -240,10 +241,37 @@ class TestCancel:
         assert response.json()["status"] == "CANCELLED"
         assert await stock(shop, mug) == (5, 0, 5)
 
-    async def test_a_confirmed_order_cannot_be_cancelled_here(self, shop: Shop) -> None:
+    async def test_a_confirmed_cod_order_is_cancelled_and_its_units_come_back(self, shop: Shop) -> None:
+        # given a confirmed COD order of 1 of 5 units (sold: 4 left)
+        _, admin = await shop.admin()
+        asha = await buyer(shop)
+        product = await product_for_sale(shop, admin, price=499, stock=5)
+        await fill(shop, asha, line(product, 1))
+        order = await placed(shop, asha)
+        assert await stock(shop, product) == (4, 0, 4)
+
+        # when she cancels it
+        response = await shop.client.post(f"{ORDERS}/{order['orderId']}/cancel", headers=asha.auth)
+
+        # then it is CANCELLED, nothing was charged, the unit is back in stock
+        assert response.status_code == 200, response.text
+        assert (response.json()["status"], response.json()["paymentStatus"]) == ("CANCELLED", "NOT_CHARGED")
+        assert await stock(shop, product) == (5, 0, 5)
+        assert (await order_stored(shop, order["orderId"]))["saga_step"] == "DONE"
+        # and cancelling again changes nothing
+        again = await shop.client.post(f"{ORDERS}/{order['orderId']}/cancel", headers=asha.auth)
+        assert_error(again, 409, "ILLEGAL_STATUS_TRANSITION")
+        assert await stock(shop, product) == (5, 0, 5)
+
+    async def test_a_shipped_order_cannot_be_cancelled(self, shop: Shop) -> None:
         _, admin = await shop.admin()
         asha = await buyer(shop)
         order = await order_for(shop, admin, asha)
+        for status, extra in (("PACKED", {}), ("SHIPPED", {"trackingNumber": "AWB123"})):
+            moved = await shop.client.post(
+                f"{ORDERS}/{order['orderId']}/status", json={"status": status, **extra}, headers=admin
+            )
+            assert moved.status_code == 200, moved.text
         before = await world(shop, asha)
 
         response = await shop.client.post(f"{ORDERS}/{order['orderId']}/cancel", headers=asha.auth)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from tienda.inventory import repository
-from tienda.inventory.errors import ConcurrentChange, InsufficientStock, ReservationNotFound
+from tienda.inventory.errors import ConcurrentChange, InsufficientStock, ReservationClosed, ReservationNotFound
 from tienda.inventory.models import NO_VARIANT
 from tienda.inventory.schemas import ItemIn, ReservationRead
 from tienda.inventory.service import InventoryService
@@ -41,6 +41,10 @@ class StockShort(Exception):
         self.lines = lines
 
 
+class StockGone(Exception):
+    """The order holds nothing any more to sell (its reservation expired or was released)."""
+
+
 StockKey = tuple[str, str | None]
 """(productId, variantId or None for a product without variants)."""
 
@@ -61,7 +65,11 @@ class InventoryClient(Protocol):
         ...
 
     async def commit(self, order_id: str) -> None:
-        """The order's held units are sold. Idempotent."""
+        """The order's held units are sold. Idempotent. `StockGone` if it holds nothing to sell."""
+        ...
+
+    async def give_back(self, order_id: str) -> None:
+        """Units the order bought return to the stock (a cancelled sale). Idempotent."""
         ...
 
 
@@ -92,7 +100,13 @@ class InProcessInventoryClient:
             await self._committed(lambda s, uow: s.release(uow, order_id=order_id, items=None))
 
     async def commit(self, order_id: str) -> None:
-        await self._committed(lambda s, uow: s.commit(uow, order_id=order_id))
+        try:
+            await self._committed(lambda s, uow: s.commit(uow, order_id=order_id))
+        except (ReservationClosed, ReservationNotFound) as exc:
+            raise StockGone(order_id) from exc
+
+    async def give_back(self, order_id: str) -> None:
+        await self._committed(lambda s, uow: s.give_back(uow, order_id=order_id))
 
     async def _reservation(self, order_id: str) -> ReservationRead | None:
         service = inventory_service(self.platform)

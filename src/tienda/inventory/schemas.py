@@ -12,7 +12,7 @@ from tienda.platform.schemas import ReadSchema, Schema, examples
 ProductRef = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^p_[A-Za-z0-9_-]+$")]
 VariantRef = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^v_[A-Za-z0-9_-]+$")]
 OrderRef = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-ReservationStatus = Literal["RESERVED", "COMMITTED", "RELEASED", "EXPIRED"]
+ReservationStatus = Literal["RESERVED", "COMMITTED", "RELEASED", "EXPIRED", "RETURNED"]
 
 
 class VariantStock(ReadSchema):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from tienda.orders.schemas import (
     CouponUpdate,
     OrderCreate,
     OrderRead,
+    RefundRequest,
     StatusChange,
 )
 from tienda.orders.service import OrderService
@@ -26,6 +28,7 @@ from tienda.platform.db import UnitOfWork
 from tienda.platform.deps import unit_of_work
 from tienda.platform.errors import error_responses
 from tienda.platform.pagination import Page, PageQuery
+from tienda.platform.web import absolute_url
 
 orders = APIRouter(prefix="/orders", tags=["orders"])
 coupons = APIRouter(prefix="/coupons", tags=["coupons"])
@@ -120,19 +123,31 @@ async def delete_coupon(couponId: str, _admin: Admin, service: Coupons, uow: Uow
     "",
     summary="Place an order from your cart",
     description="Built from the caller's cart at today's prices (never the client's), with the coupon, tax "
-    "and shipping applied; the stock is reserved for it. COD: the order answers CONFIRMED. An "
+    "and shipping applied; the stock is reserved for it. COD: the order answers CONFIRMED. PAYMENT_GATEWAY: "
+    "the order answers CREATED with its `paymentId` and the `paymentUrl` where the buyer pays; the gateway's "
+    "webhook confirms it (or fails it, and the units go back) and it fails by itself at `expiresAt`. An "
     "`Idempotency-Key` makes a retry return the first answer (the same key with another body: 409).",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderRead,
-    responses=error_responses(400, 401, 404, 409, 503),
+    responses=error_responses(400, 401, 404, 409, 502),
 )
 async def place_order(
+    request: Request,
     body: OrderCreate,
     user: CurrentUser,
     service: CheckoutDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> OrderRead:
-    return await service.place(user_id=user.subject, body=body, idempotency_key=idempotency_key)
+    return _shown(request, await service.place(user_id=user.subject, body=body, idempotency_key=idempotency_key))
+
+
+def _shown(request: Request, order: OrderRead) -> OrderRead:
+    """The payment page's address in full (the sandbox's is a path of ours)."""
+    if order.payment_url is not None:
+        order.payment_url = absolute_url(
+            request, order.payment_url, base=request.app.state.platform.settings.public_base_url
+        )
+    return order
 
 
 @orders.get(
@@ -170,14 +185,15 @@ async def list_orders(
     response_model=OrderRead,
     responses=error_responses(401, 404),
 )
-async def get_order(orderId: str, user: CurrentUser, service: Orders, uow: ReadUow) -> OrderRead:
-    return await service.get(uow, order_id=orderId, caller=user)
+async def get_order(orderId: str, request: Request, user: CurrentUser, service: Orders, uow: ReadUow) -> OrderRead:
+    return _shown(request, await service.get(uow, order_id=orderId, caller=user))
 
 
 @orders.post(
     "/{orderId}/cancel",
-    summary="Cancel an order not yet paid",
-    description="The reserved units and the coupon go back; 409 once the order has moved on.",
+    summary="Cancel an order",
+    description="CREATED: the reserved units, the coupon and the pending payment go back. CONFIRMED or PACKED: "
+    "the payment is refunded in full through its gateway and the units return to the stock. Later: 409.",
     response_model=OrderRead,
     responses=error_responses(401, 404, 409),
 )
@@ -185,6 +201,31 @@ async def cancel_order(
     orderId: str, user: CurrentUser, service: Orders, body: CancelRequest | None = None
 ) -> OrderRead:
     return await service.cancel(order_id=orderId, caller=user, reason=body.reason if body else None)
+
+
+@orders.post(
+    "/{orderId}/refund",
+    summary="Refund a paid order, in full or in part (admin)",
+    description="Through the order's payment gateway. Without `amount`, everything not refunded yet; refunded in "
+    "full, the order is REFUNDED (the units stay with the buyer: cancel a CONFIRMED or PACKED order to put them "
+    "back). An `Idempotency-Key` makes a retry refund once.",
+    response_model=OrderRead,
+    responses=error_responses(400, 401, 403, 404, 409, 502),
+)
+async def refund_order(
+    orderId: str,
+    _admin: Admin,
+    service: Orders,
+    body: RefundRequest | None = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> OrderRead:
+    body = body or RefundRequest()
+    return await service.refund(
+        order_id=orderId,
+        amount=body.amount,
+        reason=body.reason,
+        request_key=idempotency_key or f"{body.amount or 'all'}:{uuid.uuid4().hex}",
+    )
 
 
 @orders.post(

@@ -1,21 +1,11 @@
-"""Placing an order: the checkout saga of SEED.md 7.4, orchestrated here.
-
-    1. read the caller's cart, today's prices (catalog), the addresses (users)
-    2. store the order CREATED with its priced lines and the coupon's redemption   (saga PLACED)
-    3. reserve the stock (inventory), all or nothing                               (saga RESERVED)
-    4. COD: the order is CONFIRMED and the reserved units are sold                 (saga DONE)
-       (online payment: initiate it and wait for the gateway's webhook — next step of #5)
-
-Each step is its own transaction in its own module; the order's `saga_step` says how far it
-got, so the worker (`resume`) finishes or compensates an order whose process stopped midway.
-Every step is idempotent by the order id: running one twice changes nothing the second time.
-A failure compensates what was done: a short reservation fails the order and gives the coupon
-back; nothing else was taken.
+"""Placing an order (SEED.md 7.4): read the caller's cart, today's prices (catalog) and the
+addresses (users); store the order CREATED with its priced lines and its coupon's redemption
+(saga step PLACED); then the saga (saga.py) reserves the stock and confirms (COD) or opens the
+payment and answers with where to pay.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -27,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 
 from tienda.carts.client import CartLine, CartsClient
 from tienda.catalog.client import CatalogClient, CategoryInfo, ProductInfo
-from tienda.inventory.client import InventoryClient, StockLine, StockShort
 from tienda.orders import events, repository
 from tienda.orders.coupons import CouponService
 from tienda.orders.domain import (
@@ -35,7 +24,6 @@ from tienda.orders.domain import (
     OrderStatus,
     Pricing,
     ShippingTerms,
-    move,
     price,
     tax_rate,
 )
@@ -46,18 +34,16 @@ from tienda.orders.errors import (
     IdempotencyKeyReused,
     ItemsUnavailable,
     OutOfStock,
-    PaymentsUnavailable,
+    PaymentGatewayDown,
 )
 from tienda.orders.models import Order, OrderItem
 from tienda.orders.reads import order_read
+from tienda.orders.saga import Saga
 from tienda.orders.schemas import OrderCreate, OrderRead
 from tienda.platform.clock import Clock
 from tienda.platform.db import Database
 from tienda.platform.errors import ErrorDetail
 from tienda.users.client import AddressInfo, UsersClient
-
-RESUMABLE = ("PLACED", "RESERVED", "SELL", "RELEASE")
-"""Saga steps with work left that needs no one but us (a payment pending waits for its webhook)."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +59,8 @@ class Checkout:
     db: Database
     carts: CartsClient
     catalog: CatalogClient
-    inventory: InventoryClient
     users: UsersClient
+    saga: Saga
     coupons: CouponService
     clock: Clock
     currency: str
@@ -82,6 +68,7 @@ class Checkout:
     tax_rates: dict[str, Any]
     shipping: ShippingTerms
     reservation_ttl: timedelta
+    """How long the order waits for its payment (its units are held as long)."""
 
     async def place(self, *, user_id: str, body: OrderCreate, idempotency_key: str | None) -> OrderRead:
         digest = _digest(body)
@@ -91,8 +78,6 @@ class Checkout:
                 return replay
         if body.user_id is not None and body.user_id != user_id:
             raise CartNotYours("The order is built from your own cart; userId must be yours")
-        if body.payment_method != "COD":
-            raise PaymentsUnavailable()
         cart = await self.carts.cart_of(user_id)
         if cart is None:
             raise CartEmpty()
@@ -126,92 +111,13 @@ class Checkout:
         return await self.advance(order.order_id)
 
     async def advance(self, order_id: str) -> OrderRead:
-        """Carry the order on from where its saga stands, to its end or to a wait (payment)."""
-        while True:
-            async with self.db.reader() as uow:
-                order = await repository.order(uow.session, order_id)
-            assert order is not None
-            if order.saga_step == "PLACED":
-                await self._reserve(order)
-            elif order.saga_step == "RESERVED":
-                await self._take_out_of_cart(order)
-                await self._confirm_cod(order)
-            elif order.saga_step == "SELL":
-                await self.inventory.commit(order.order_id)
-                await self._step(order.order_id, "DONE")
-            elif order.saga_step == "RELEASE":
-                await self.inventory.release(order.order_id)
-                await self._step(order.order_id, "DONE")
-            else:
-                return order_read(order)
+        return order_read(await self.saga.advance(order_id))
 
     async def resume(self, *, stalled_after: timedelta = timedelta(seconds=30), limit: int = 100) -> int:
-        """The worker's job: carry on orders whose checkout stopped midway (a crash, a restart)
-        and has not moved for `stalled_after`. How many it moved on."""
-        async with self.db.reader() as uow:
-            stalled = await repository.unfinished(
-                uow.session, steps=RESUMABLE, before=self.clock.now() - stalled_after, limit=limit
-            )
-        for order_id in stalled:
-            with contextlib.suppress(OutOfStock):  # then the order is FAILED, as it should be
-                await self.advance(order_id)
-        return len(stalled)
-
-    # -- steps ----------------------------------------------------------------------------
+        return await self.saga.resume(stalled_after=stalled_after, limit=limit)
 
     async def _reserve(self, order: Order) -> None:
-        lines = [StockLine(i.product_id, i.variant_id, i.quantity) for i in order.items]
-        try:
-            expires_at = await self.inventory.reserve(order.order_id, lines, ttl=self.reservation_ttl)
-        except StockShort as short:
-            await self._fail(order.order_id, "INSUFFICIENT_STOCK", step="DONE")
-            raise OutOfStock(details=[ErrorDetail(field=s.field, message=s.message) for s in short.lines]) from short
-        async with self.db.uow() as uow:
-            row = await repository.order(uow.session, order.order_id, for_update=True)
-            assert row is not None
-            if row.saga_step == "PLACED":
-                row.saga_step, row.expires_at, row.updated_at = "RESERVED", expires_at, self.clock.now()
-                await uow.commit()
-
-    async def _take_out_of_cart(self, order: Order) -> None:
-        await self.carts.remove_lines(
-            order.user_id, [CartLine(i.product_id, i.variant_id, i.quantity) for i in order.items]
-        )
-
-    async def _confirm_cod(self, order: Order) -> None:
-        """Cash on delivery needs no gateway: the order is confirmed and its units sold now."""
-        async with self.db.uow() as uow:
-            row = await repository.order(uow.session, order.order_id, for_update=True)
-            assert row is not None
-            if row.saga_step != "RESERVED":
-                return
-            now = self.clock.now()
-            row.status = move(OrderStatus(row.status), OrderStatus.CONFIRMED)
-            row.payment_status, row.saga_step, row.updated_at = "COD_PENDING", "SELL", now
-            await uow.publish(events.ORDER_CONFIRMED, events.order_payload(row), at=now)
-            await uow.commit()
-
-    async def _fail(self, order_id: str, reason: str, *, step: str) -> None:
-        """The order FAILED: its coupon is given back; `step` says what is left to undo."""
-        async with self.db.uow() as uow:
-            row = await repository.order(uow.session, order_id, for_update=True)
-            assert row is not None
-            if row.status != OrderStatus.CREATED:
-                return
-            now = self.clock.now()
-            row.status = move(OrderStatus.CREATED, OrderStatus.FAILED)
-            row.payment_status = "FAILED" if row.payment_method != "COD" else "NOT_CHARGED"
-            row.failure_reason, row.saga_step, row.updated_at = reason, step, now
-            await self.coupons.release(uow, order_id=order_id)
-            await uow.publish(events.ORDER_FAILED, events.order_payload(row) | {"reason": reason}, at=now)
-            await uow.commit()
-
-    async def _step(self, order_id: str, step: str) -> None:
-        async with self.db.uow() as uow:
-            row = await repository.order(uow.session, order_id, for_update=True)
-            assert row is not None
-            row.saga_step, row.updated_at = step, self.clock.now()
-            await uow.commit()
+        await self.saga._reserve(order)
 
     # -- placing --------------------------------------------------------------------------
 
@@ -224,6 +130,8 @@ class Checkout:
             raise IdempotencyKeyReused()
         if order.status == OrderStatus.FAILED and order.failure_reason == "INSUFFICIENT_STOCK":
             raise OutOfStock()  # the first answer was this refusal, not an order created
+        if order.status == OrderStatus.FAILED and order.failure_reason == "PAYMENT_GATEWAY_ERROR":
+            raise PaymentGatewayDown()
         return order_read(order)
 
     async def _address(self, user_id: str, address_id: str, field: str) -> AddressInfo:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tienda.platform.errors import Conflict, NotFound, ServiceUnavailable
+from tienda.platform.errors import AppError, Conflict, NotFound
 
 
 class CouponNotFound(NotFound):
@@ -65,6 +65,23 @@ class IdempotencyKeyReused(Conflict):
     message = "This Idempotency-Key was used with a different request"
 
 
-class PaymentsUnavailable(ServiceUnavailable):
-    code = "PAYMENT_METHOD_UNAVAILABLE"
-    message = "Online payment is not available yet; choose COD"
+class PaymentGatewayDown(AppError):
+    status = 502
+    code = "PAYMENT_GATEWAY_ERROR"
+    message = "The payment gateway could not open a payment: the order failed and nothing was charged"
+
+
+class NotRefundable(Conflict):
+    code = "NOT_REFUNDABLE"
+    message = "Nothing of this order's payment can be refunded"
+
+
+class RefundTooLarge(Conflict):
+    code = "REFUND_EXCEEDS_CAPTURED"
+    message = "The refund is more than what is left of the payment"
+
+
+class RefundPending(AppError):
+    status = 502
+    code = "REFUND_PENDING"
+    message = "The payment gateway did not take the refund yet; it is sent again automatically"

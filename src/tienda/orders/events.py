@@ -13,6 +13,7 @@ ORDER_CANCELLED = "order.cancelled"
 ORDER_PACKED = "order.packed"
 ORDER_SHIPPED = "order.shipped"
 ORDER_DELIVERED = "order.delivered"
+ORDER_REFUNDED = "order.refunded"
 
 
 def order_payload(order: Order) -> dict[str, Any]:

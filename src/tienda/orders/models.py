@@ -73,6 +73,8 @@ class Order(Base):
     payment_status: Mapped[str] = mapped_column(String(20))
     payment_method: Mapped[str] = mapped_column(String(20))
     payment_id: Mapped[str | None] = mapped_column(PublicId)
+    payment_url: Mapped[str | None] = mapped_column(String(1024))
+    """Where the buyer pays, while the payment is pending."""
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_amount: Mapped[Decimal] = mapped_column(Money)
     discount_amount: Mapped[Decimal] = mapped_column(Money)
@@ -88,7 +90,8 @@ class Order(Base):
     tracking_number: Mapped[str | None] = mapped_column(String(100))
     failure_reason: Mapped[str | None] = mapped_column(String(255))
     saga_step: Mapped[str] = mapped_column(String(20))
-    """Where checkout got to (PLACED, RESERVED, PAYMENT_PENDING, DONE): the worker resumes from here."""
+    """Where checkout got to (see checkout.py: PLACED, RESERVED, PAYMENT_PENDING, CAPTURED, SELL, RELEASE,
+    REFUND, DONE): the worker resumes from here."""
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime]

@@ -7,7 +7,7 @@ from tienda.orders.models import Order
 from tienda.orders.schemas import AddressRead, OrderItemRead, OrderRead
 
 
-def order_read(order: Order, *, payment_url: str | None = None) -> OrderRead:
+def order_read(order: Order) -> OrderRead:
     return OrderRead(
         order_id=order.order_id,
         user_id=order.user_id,
@@ -15,7 +15,7 @@ def order_read(order: Order, *, payment_url: str | None = None) -> OrderRead:
         payment_status=order.payment_status,
         payment_method=order.payment_method,
         payment_id=order.payment_id,
-        payment_url=payment_url,
+        payment_url=order.payment_url if order.saga_step == "PAYMENT_PENDING" else None,
         currency=order.currency,
         items=[OrderItemRead.model_validate(i) for i in order.items],
         subtotal_amount=order.subtotal_amount,

@@ -100,6 +100,17 @@ async def unfinished(session: AsyncSession, *, steps: tuple[str, ...], before: d
     return list(await session.scalars(query))
 
 
+async def unpaid_expired(session: AsyncSession, *, now: datetime, limit: int) -> list[str]:
+    """Orders still waiting for their payment after their expiry."""
+    query = (
+        select(Order.order_id)
+        .where(Order.saga_step == "PAYMENT_PENDING", Order.expires_at <= now)
+        .order_by(Order.expires_at)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
 async def next_order_id(session: AsyncSession, now: datetime) -> str:
     """`ord_YYYYMMDD_NNNN`, the day's next number. The day's row stays locked until the order
     commits, so two orders never get one number (and numbers have no gaps but rollbacks').

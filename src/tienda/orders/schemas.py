@@ -291,3 +291,14 @@ class CancelRequest(Schema):
     model_config = Schema.model_config | {"json_schema_extra": examples({"reason": "Ordered by mistake"})}
 
     reason: Annotated[str, Field(max_length=255)] | None = None
+
+
+class RefundRequest(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": examples(
+            {"amount": 499.00, "reason": "One item arrived damaged"}, {"reason": "Full refund"}
+        )
+    }
+
+    amount: Amount | None = Field(default=None, description="Omitted: everything not refunded yet.")
+    reason: Annotated[str, Field(max_length=255)] | None = None

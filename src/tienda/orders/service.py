@@ -5,19 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from tienda.inventory.client import InventoryClient
 from tienda.orders import events, repository
 from tienda.orders.coupons import CouponService
-from tienda.orders.domain import IllegalMove, OrderStatus, move
-from tienda.orders.errors import IllegalStatusMove, OrderNotFound
+from tienda.orders.domain import PAID, IllegalMove, OrderStatus, move
+from tienda.orders.errors import IllegalStatusMove, NotRefundable, OrderNotFound, RefundPending, RefundTooLarge
 from tienda.orders.models import Order
 from tienda.orders.reads import order_read
+from tienda.orders.saga import Saga
 from tienda.orders.schemas import OrderRead
+from tienda.payments.client import NothingToRefund, PaymentsClient, RefundFailed, RefundRefused
 from tienda.platform.auth import Principal
 from tienda.platform.clock import Clock
 from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.errors import BadRequest, ErrorDetail
+from tienda.platform.observability import get_logger
 from tienda.platform.pagination import Page
 
 ADMIN_MOVES = {
@@ -27,10 +30,16 @@ ADMIN_MOVES = {
 }
 
 
+CANCELLABLE = frozenset({OrderStatus.CREATED, OrderStatus.CONFIRMED, OrderStatus.PACKED})
+
+log = get_logger("tienda.orders")
+
+
 @dataclass
 class OrderService:
     db: Database
-    inventory: InventoryClient
+    saga: Saga
+    payments: PaymentsClient
     coupons: CouponService
     clock: Clock
 
@@ -62,26 +71,65 @@ class OrderService:
         return Page(items=[order_read(o) for o in rows], page=page, size=size, total=total)
 
     async def cancel(self, *, order_id: str, caller: Principal, reason: str | None) -> OrderRead:
-        """A buyer's cancel (or an admin's). Before payment: the held units and the coupon go
-        back. (Cancelling a confirmed order, which refunds it, comes with payments.)"""
+        """A buyer's cancel (or an admin's), DESIGN.md 5: before payment the held units, the
+        coupon and the payment go back; a CONFIRMED or PACKED order is refunded in full and its
+        units return to the stock. Anything later is 409."""
         async with self.db.uow() as uow:
             order = await self._visible(uow, order_id, caller, for_update=True)
             current = OrderStatus(order.status)
-            if current is not OrderStatus.CREATED:
-                raise IllegalStatusMove(f"An order {current.value} cannot be cancelled here")
+            if current not in CANCELLABLE:
+                raise IllegalStatusMove(f"An order {current.value} cannot be cancelled")
             now = self.clock.now()
             order.status = move(current, OrderStatus.CANCELLED).value
-            order.payment_status = "NOT_CHARGED" if order.payment_method == "COD" else "CANCELLED"
-            order.failure_reason, order.saga_step, order.updated_at = reason or "Cancelled by the buyer", "RELEASE", now
-            await self.coupons.release(uow, order_id=order_id)
+            if current is OrderStatus.CREATED:
+                if order.saga_step in ("PLACED", "RESERVED", "PAYMENT_PENDING"):
+                    order.saga_step = "RELEASE"
+                order.payment_status = "NOT_CHARGED" if order.payment_method == "COD" else "CANCELLED"
+                await self.coupons.release(uow, order_id=order_id)
+            else:
+                order.saga_step = "REFUND"
+            order.failure_reason, order.payment_url, order.updated_at = reason or "Cancelled by the buyer", None, now
             await uow.publish(events.ORDER_CANCELLED, events.order_payload(order), at=now)
             await uow.commit()
-        await self.inventory.release(order_id)
+        try:
+            return order_read(await self.saga.advance(order_id))
+        except Exception as exc:  # cancelled all the same; the worker finishes what is left
+            log.warning("cancel_unfinished", order_id=order_id, error=repr(exc))
+            async with self.db.reader() as uow:
+                return order_read(await self._visible(uow, order_id, caller))
+
+    async def refund(self, *, order_id: str, amount: Decimal | None, reason: str | None, request_key: str) -> OrderRead:
+        """An admin's refund of a paid order, in full (amount None) or in part; refunded in full,
+        it is REFUNDED. The units stay with the buyer (a cancel returns them to the stock)."""
+        async with self.db.reader() as uow:
+            order = await repository.order(uow.session, order_id)
+        if order is None:
+            raise OrderNotFound()
+        if OrderStatus(order.status) not in PAID:
+            raise IllegalStatusMove(f"An order {order.status} has no payment to refund")
+        if order.payment_method == "COD":
+            raise NotRefundable("A cash-on-delivery order was not paid online: refund it in cash")
+        try:
+            refunded = await self.payments.refund(
+                order_id=order_id, amount=amount, request_key=f"admin:{request_key}", reason=reason
+            )
+        except NothingToRefund as exc:
+            raise NotRefundable() from exc
+        except RefundRefused as exc:
+            raise RefundTooLarge(details=exc.details) from exc
+        except RefundFailed as exc:
+            raise RefundPending() from exc
         async with self.db.uow() as uow:
-            order = await self._visible(uow, order_id, caller, for_update=True)
-            order.saga_step = "DONE"
-            await uow.commit()
-            return order_read(order)
+            row = await repository.order(uow.session, order_id, for_update=True)
+            assert row is not None
+            if Saga.record_refunds(row, refunded):
+                now = self.clock.now()
+                row.updated_at = now
+                if row.refunded_amount >= row.total_amount and OrderStatus(row.status) in PAID:
+                    row.status = move(OrderStatus(row.status), OrderStatus.REFUNDED).value
+                    await uow.publish(events.ORDER_REFUNDED, events.order_payload(row), at=now)
+                await uow.commit()
+            return order_read(row)
 
     async def set_status(
         self, uow: UnitOfWork, *, order_id: str, status: OrderStatus, tracking_number: str | None

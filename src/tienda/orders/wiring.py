@@ -10,7 +10,10 @@ from tienda.inventory.client import in_process_client as inventory_client
 from tienda.orders.checkout import Checkout
 from tienda.orders.coupons import CouponService
 from tienda.orders.domain import ShippingTerms
+from tienda.orders.saga import Saga
 from tienda.orders.service import OrderService
+from tienda.payments.client import in_process_client as payments_client
+from tienda.platform.events import Consumer
 from tienda.platform.jobs import Job
 from tienda.platform.runtime import Platform
 from tienda.users.client import InProcessUsersClient
@@ -20,6 +23,21 @@ def coupon_service(platform: Platform) -> CouponService:
     return platform.service("orders.coupons", lambda p: CouponService(clock=p.clock))
 
 
+def saga(platform: Platform) -> Saga:
+    return platform.service(
+        "orders.saga",
+        lambda p: Saga(
+            db=p.db("orders"),
+            carts=carts_client(p),
+            inventory=inventory_client(p),
+            payments=payments_client(p),
+            coupons=coupon_service(p),
+            clock=p.clock,
+            reservation_ttl=timedelta(seconds=p.settings.reservation_ttl_seconds),
+        ),
+    )
+
+
 def checkout(platform: Platform) -> Checkout:
     def build(p: Platform) -> Checkout:
         s = p.settings
@@ -27,8 +45,8 @@ def checkout(platform: Platform) -> Checkout:
             db=p.db("orders"),
             carts=carts_client(p),
             catalog=catalog_client(p),
-            inventory=inventory_client(p),
             users=InProcessUsersClient(p.db("users")),
+            saga=saga(p),
             coupons=coupon_service(p),
             clock=p.clock,
             currency=s.default_currency,
@@ -45,13 +63,17 @@ def order_service(platform: Platform) -> OrderService:
     return platform.service(
         "orders",
         lambda p: OrderService(
-            db=p.db("orders"), inventory=inventory_client(p), coupons=coupon_service(p), clock=p.clock
+            db=p.db("orders"), saga=saga(p), payments=payments_client(p), coupons=coupon_service(p), clock=p.clock
         ),
     )
 
 
 def order_jobs(platform: Platform) -> list[Job]:
     async def resume() -> int:
-        return await checkout(platform).resume()
+        return await saga(platform).resume()
 
     return [Job(name="orders.resume", interval_seconds=platform.settings.reservation_sweep_seconds, run=resume)]
+
+
+def order_consumers(platform: Platform) -> list[Consumer]:
+    return saga(platform).consumers()

@@ -100,11 +100,22 @@ def _serialise_sqlite_writers(engine: AsyncEngine, *, readers: bool = False) -> 
 class Database:
     """One module's database: its engine, its sessions, its outbox."""
 
-    def __init__(self, module: str, url: str, *, outbox: OutboxTables, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        module: str,
+        url: str,
+        *,
+        outbox: OutboxTables,
+        pool_size: int = 10,
+        echo: bool = False,
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        """`engine`: one shared with the other modules on the same database, so one process
+        keeps one pool per database server, not one per module."""
         self.module = module
         self.url = url
         self.outbox = outbox
-        self.engine = engine_for(url, pool_size=pool_size, echo=echo)
+        self.engine = engine or engine_for(url, pool_size=pool_size, echo=echo)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         # Reads in autocommit skip BEGIN and ROLLBACK: one round trip per query instead of three.
         # SQLite reads get an engine of their own whose transactions take no write lock.

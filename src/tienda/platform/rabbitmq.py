@@ -22,11 +22,17 @@ log = get_logger("tienda.rabbitmq")
 
 
 class RabbitBus:
-    def __init__(self, url: str, *, prefix: str = "tienda", max_attempts: int = 8, prefetch: int = 32) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "tienda", max_attempts: int = 8, prefetch: int = 32, in_flight: int = 8
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.max_attempts = max_attempts
         self.prefetch = prefetch
+        # Deliveries at once, over all queues: a consumer's transaction may ask another module
+        # for something (a second connection of the same pool), so the process never runs
+        # more of them than half a pool could serve.
+        self._in_flight = asyncio.Semaphore(in_flight)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -79,7 +85,8 @@ class RabbitBus:
                 await message.ack()
                 return
             try:
-                await sub.deliver(event)
+                async with self._in_flight:
+                    await sub.deliver(event)
             except Exception as exc:
                 attempts = int(str((message.headers or {}).get("x-attempts", 0))) + 1
                 log.warning(

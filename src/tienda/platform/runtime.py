@@ -9,11 +9,12 @@ from typing import Any, TypeVar, cast
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tienda.platform.auth import PasswordHasher, TokenService
 from tienda.platform.cache import Cache, MemoryCache, RedisCache
 from tienda.platform.clock import Clock, SystemClock
-from tienda.platform.db import Database
+from tienda.platform.db import Database, engine_for
 from tienda.platform.events import EventBus, InProcessBus, OutboxRelay, Subscription
 from tienda.platform.jobs import JobRunner
 from tienda.platform.mail import FileMailer, Mailer, SmtpMailer
@@ -67,6 +68,13 @@ class Platform:
             else None
         )
         cache: Cache = RedisCache(redis, prefix=settings.redis_prefix) if redis is not None else MemoryCache()
+        # Modules on one database share its engine: one pool per process and server (a pool
+        # per module multiplied the connections by eight and ran PostgreSQL out of them).
+        engines: dict[str, AsyncEngine] = {}
+        for spec in modules:
+            url = settings.database_url_for(spec.name)
+            if url not in engines and not url.startswith("sqlite"):
+                engines[url] = engine_for(url, pool_size=settings.db_pool_size, echo=settings.db_echo)
         databases = {
             spec.name: Database(
                 spec.name,
@@ -74,10 +82,13 @@ class Platform:
                 outbox=spec.outbox,
                 pool_size=settings.db_pool_size,
                 echo=settings.db_echo,
+                engine=engines.get(settings.database_url_for(spec.name)),
             )
             for spec in modules
         }
-        bus: EventBus = RabbitBus(settings.broker_url) if settings.broker_url else InProcessBus()
+        bus: EventBus = (
+            RabbitBus(settings.broker_url, prefix=settings.broker_prefix) if settings.broker_url else InProcessBus()
+        )
         mailer: Mailer = (
             SmtpMailer(settings.smtp_url, settings.mail_from)
             if settings.smtp_url

@@ -366,3 +366,11 @@ def ops_router(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def absolute_url(request: Request, url: str | None, *, base: str | None = None) -> str | None:
+    """A URL of ours kept as a path (`/api/v1/...`) made absolute: under `base` (the shop's
+    public URL) when set, else under the address the request reached us at."""
+    if url is None or not url.startswith("/"):
+        return url
+    return (base or str(request.base_url)).rstrip("/") + url

@@ -1,4 +1,5 @@
-"""What other modules may ask of the users module (orders: the buyer and their addresses)."""
+"""What other modules may ask of the users module (orders: the buyer and their addresses;
+notifications: whom to write to)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Protocol
 
 from tienda.platform.db import Database
 from tienda.users import repository
+from tienda.users.models import User
 
 
 @dataclass(frozen=True)
@@ -37,29 +39,36 @@ class UsersClient(Protocol):
 
     async def get_address(self, user_id: str, address_id: str) -> AddressInfo | None: ...
 
+    async def admins(self) -> list[UserInfo]:
+        """Every active admin (e.g. for stock alerts)."""
+        ...
+
+
+def _info(user: User) -> UserInfo:
+    return UserInfo(
+        user_id=user.user_id,
+        email=user.email,
+        full_name=user.full_name,
+        phone=user.phone,
+        role=user.role,
+        is_active=user.is_active,
+    )
+
 
 class InProcessUsersClient:
-    """Calls straight into the users module, in a transaction of its own."""
+    """Calls straight into the users module, in a read-only transaction of its own (so a caller
+    may ask from inside its own transaction, even on one SQLite file shared by the modules)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def get_user(self, user_id: str) -> UserInfo | None:
-        async with self.db.uow() as uow:
+        async with self.db.reader() as uow:
             user = await repository.user_by_public_id(uow.session, user_id)
-            if user is None:
-                return None
-            return UserInfo(
-                user_id=user.user_id,
-                email=user.email,
-                full_name=user.full_name,
-                phone=user.phone,
-                role=user.role,
-                is_active=user.is_active,
-            )
+            return _info(user) if user is not None else None
 
     async def get_address(self, user_id: str, address_id: str) -> AddressInfo | None:
-        async with self.db.uow() as uow:
+        async with self.db.reader() as uow:
             user = await repository.user_by_public_id(uow.session, user_id)
             address = await repository.address_of(uow.session, user.id, address_id) if user else None
             if address is None:
@@ -75,3 +84,7 @@ class InProcessUsersClient:
                 country=address.country,
                 phone=address.phone,
             )
+
+    async def admins(self) -> list[UserInfo]:
+        async with self.db.reader() as uow:
+            return [_info(user) for user in await repository.active_admins(uow.session)]

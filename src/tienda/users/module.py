@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tienda.platform.modules import ModuleSpec
-from tienda.users import api, events
+from tienda.users import api
 from tienda.users.models import OUTBOX, Base
 
 MODULE = ModuleSpec(
@@ -12,5 +12,4 @@ MODULE = ModuleSpec(
     outbox=OUTBOX,
     migrations="tienda.users:migrations",
     routers=(api.router,),
-    consumers=lambda platform: events.consumers(platform.mailer),
 )

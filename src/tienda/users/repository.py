@@ -21,6 +21,12 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email))
 
 
+async def active_admins(session: AsyncSession) -> list[User]:
+    return list(
+        await session.scalars(select(User).where(User.role == "ADMIN", User.is_active.is_(True)).order_by(User.id))
+    )
+
+
 async def user_by_pk(session: AsyncSession, pk: int) -> User | None:
     return await session.get(User, pk)
 

@@ -67,6 +67,31 @@ class Settling(ServiceBase):
         await uow.session.flush()
         return self._reservation_read(order_id, rows)
 
+    async def give_back(self, uow: UnitOfWork, *, order_id: str) -> int:
+        """Units the order bought come back to the stock (its sale was cancelled before it
+        shipped). Idempotent: a row given back is RETURNED; returns how many units came back."""
+        rows = await repository.reservations(uow.session, order_id, for_update=True)
+        now = self.clock.now()
+        changes: list[Change] = []
+        returned = 0
+        for row in rows:
+            if row.status != "COMMITTED":
+                continue
+            key = (row.product_id, row.variant_id)
+            counts = await repository.counts(uow.session, *key)
+            before = counts.stock - counts.reserved
+            if not await repository.restock(uow.session, *key, row.quantity, now, bump=self._bypasses(key)):
+                raise RuntimeError(f"stock of {row.product_id}/{row.variant_id} could not take back {row.quantity}")
+            row.status, row.updated_at = "RETURNED", now
+            moved = await self._moved(
+                uow, *key, "RETURN", row.quantity, 0, order_id=order_id, reason="order cancelled", before=before
+            )
+            changes.append((key, row.quantity, moved.epoch))
+            returned += row.quantity
+        await uow.session.flush()
+        self._after_commit(uow, changes)
+        return returned
+
     async def release_expired(self, uow: UnitOfWork, *, limit: int = 500) -> int:
         """Reservations past their expiry give their units back (the worker runs this)."""
         now = self.clock.now()

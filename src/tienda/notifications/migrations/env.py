@@ -1,0 +1,4 @@
+from tienda.notifications.models import Base
+from tienda.platform.migrations import run_env
+
+run_env(Base.metadata, module="notifications")

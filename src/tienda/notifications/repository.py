@@ -1,0 +1,115 @@
+"""Every query of the notifications module, locking included."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tienda.notifications.domain import Status
+from tienda.notifications.models import Notification
+
+
+async def by_dedup_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, Notification]:
+    if not keys:
+        return {}
+    rows = await session.scalars(select(Notification).where(Notification.dedup_key.in_(keys)))
+    return {row.dedup_key: row for row in rows}
+
+
+async def by_public_id(session: AsyncSession, notification_id: str) -> Notification | None:
+    return await session.scalar(select(Notification).where(Notification.notification_id == notification_id))
+
+
+async def by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Notification]:
+    return list(await session.scalars(select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)))
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    user_id: str | None,
+    kind: str | None,
+    status: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[Notification], int]:
+    query = select(Notification)
+    if user_id is not None:
+        query = query.where(Notification.user_id == user_id)
+    if kind is not None:
+        query = query.where(Notification.type == kind)
+    if status is not None:
+        query = query.where(Notification.status == status)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(
+        query.order_by(Notification.created_at.desc(), Notification.id.desc()).offset(offset).limit(limit)
+    )
+    return list(rows), total
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    max_attempts: int,
+    limit: int,
+    ids: Sequence[int] | None = None,
+) -> list[Notification]:
+    """PENDING notifications due now, taken for one attempt: the attempt is counted and they are
+    not due again until `lease_until`, so no other sender takes them meanwhile (and one whose
+    sender died is taken again then). Rows another sender has locked are skipped, not waited for."""
+    query = select(Notification).where(
+        Notification.status == Status.PENDING.value,
+        Notification.next_attempt_at <= now,
+        Notification.attempts < max_attempts,
+    )
+    if ids is not None:
+        query = query.where(Notification.id.in_(ids))
+    rows = list(
+        await session.scalars(
+            query.order_by(Notification.next_attempt_at, Notification.id).limit(limit).with_for_update(skip_locked=True)
+        )
+    )
+    for row in rows:
+        row.attempts += 1
+        row.next_attempt_at = lease_until
+        row.updated_at = now
+    await session.flush()
+    return rows
+
+
+async def settle(session: AsyncSession, row_id: int, *, attempt: int, values: dict[str, Any]) -> bool:
+    """Records the outcome of attempt number `attempt`, unless another sender has taken the
+    notification since (its lease ran out first): then that sender's outcome counts."""
+    result = await session.execute(
+        update(Notification)
+        .where(
+            Notification.id == row_id,
+            Notification.status == Status.PENDING.value,
+            Notification.attempts == attempt,
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def abandoned(session: AsyncSession, *, now: datetime, max_attempts: int, limit: int) -> list[Notification]:
+    """PENDING notifications whose last allowed attempt was claimed and never settled (the
+    sender died) and whose lease has run out: nobody will try them again."""
+    query = (
+        select(Notification)
+        .where(
+            Notification.status == Status.PENDING.value,
+            Notification.attempts >= max_attempts,
+            Notification.next_attempt_at <= now,
+        )
+        .order_by(Notification.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(await session.scalars(query))

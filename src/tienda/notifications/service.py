@@ -1,0 +1,422 @@
+"""Use cases of notifications: create them (from an event or a request) in the caller's unit
+of work, then send them outside any transaction, and try failed ones again with backoff.
+
+A send is an attempt on a claimed row: the claim (a short transaction) counts the attempt and
+leases the row, so two senders never send the same one; the outcome is recorded in another
+short transaction. A sender that dies mid-way leaves a lease that runs out, and the row is
+sent again by the retry job: delivery is at least once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from jinja2 import TemplateError
+from pydantic import ValidationError
+
+from tienda.catalog.client import CatalogClient
+from tienda.notifications import repository
+from tienda.notifications.domain import (
+    ADMIN_TYPES,
+    SMS_TYPES,
+    Channel,
+    LowStockPayload,
+    NotificationType,
+    Payload,
+    Status,
+    channels_for,
+    dedup_key,
+    masked,
+    parse_payload,
+    retry_delay,
+    stored_payload,
+)
+from tienda.notifications.errors import (
+    ChannelNotOffered,
+    NoAdmins,
+    NoPhoneNumber,
+    NotificationNotFound,
+    UserNotFound,
+    UserRequired,
+)
+from tienda.notifications.models import Notification
+from tienda.notifications.rendering import render
+from tienda.notifications.schemas import NotificationRead
+from tienda.notifications.sms import SmsSender
+from tienda.platform.clock import Clock
+from tienda.platform.db import Database, UnitOfWork
+from tienda.platform.errors import ErrorDetail, ValidationFailed
+from tienda.platform.ids import new_public_id
+from tienda.platform.mail import Mailer
+from tienda.platform.observability import get_logger
+from tienda.platform.pagination import Page
+from tienda.users.client import UserInfo, UsersClient
+
+log = get_logger("tienda.notifications")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    user_id: str | None
+    email: str
+    phone: str | None
+    full_name: str | None
+
+    @classmethod
+    def of(cls, user: UserInfo) -> Recipient:
+        return cls(user_id=user.user_id, email=user.email, phone=user.phone, full_name=user.full_name)
+
+    def address(self, channel: Channel) -> str | None:
+        return self.email if channel is Channel.EMAIL else self.phone
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """Notifications a request made (or had made before, for a replayed Idempotency-Key)."""
+
+    ids: list[int]
+    notifications: list[NotificationRead]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One attempt at one notification, as claimed (plain values: no session needed)."""
+
+    id: int
+    notification_id: str
+    attempt: int
+    kind: NotificationType
+    channel: Channel
+    recipient: str
+    payload: dict[str, Any]
+
+
+class NotificationService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        users: UsersClient,
+        catalog: CatalogClient | None,
+        mailer: Mailer,
+        sms: SmsSender,
+        clock: Clock,
+        max_attempts: int,
+        retry_base_seconds: float,
+        lease: timedelta = timedelta(minutes=5),
+        batch_size: int = 50,
+    ) -> None:
+        self.db = db
+        self.users = users
+        self.catalog = catalog
+        self.mailer = mailer
+        self.sms = sms
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.lease = lease
+        self.batch_size = batch_size
+
+    # -- creating ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        uow: UnitOfWork,
+        *,
+        kind: NotificationType,
+        user_id: str | None,
+        payload: dict[str, Any],
+        channel: Channel | None,
+        source: str,
+    ) -> Accepted:
+        """A notification asked for through the API: bad input is refused (400), an unknown
+        user is 404. The caller commits, then sends them (`deliver`)."""
+        try:
+            parsed = parse_payload(kind, payload)
+        except ValidationError as exc:
+            raise ValidationFailed(
+                details=[
+                    ErrorDetail(
+                        field=".".join(["body", "payload", *(str(part) for part in error["loc"])]),
+                        message=error["msg"],
+                        type=error["type"],
+                    )
+                    for error in exc.errors(include_url=False)
+                ]
+            ) from exc
+        if channel is Channel.SMS and kind not in SMS_TYPES:
+            raise ChannelNotOffered(
+                f"{kind.value} is not sent by SMS", details=[ErrorDetail(field="body.channel", message="not offered")]
+            )
+        if user_id is None:
+            if kind not in ADMIN_TYPES:
+                raise UserRequired(details=[ErrorDetail(field="body.userId", message="Field required", type="missing")])
+            recipients = await self._admins()
+            if not recipients:
+                raise NoAdmins()
+        else:
+            user = await self.users.get_user(user_id)
+            if user is None:
+                raise UserNotFound()
+            if channel is Channel.SMS and not user.phone:
+                raise NoPhoneNumber()
+            recipients = [Recipient.of(user)]
+        parsed = await self._with_product_name(parsed)
+        rows = await self._create(uow, kind=kind, payload=parsed, recipients=recipients, channel=channel, source=source)
+        return Accepted(ids=[r.id for r in rows], notifications=[NotificationRead.model_validate(r) for r in rows])
+
+    async def from_event(
+        self, uow: UnitOfWork, *, event_id: str, kind: NotificationType, payload: dict[str, Any]
+    ) -> list[int]:
+        """The notifications an event calls for, created in the consumer's unit of work; their
+        ids, to send once it has committed. An event that names no known user makes none."""
+        try:
+            parsed = parse_payload(kind, payload)
+        except ValidationError as exc:
+            log.error("notification_event_invalid", event_id=event_id, type=kind.value, errors=exc.errors())
+            return []
+        if kind in ADMIN_TYPES:
+            recipients = await self._admins()
+            parsed = await self._with_product_name(parsed)
+        else:
+            user_id = payload.get("userId")
+            user = await self.users.get_user(user_id) if isinstance(user_id, str) else None
+            if user is None:
+                log.warning("notification_user_unknown", event_id=event_id, type=kind.value, user_id=user_id)
+                return []
+            recipients = [Recipient.of(user)]
+        if not recipients:
+            log.warning("notification_no_recipients", event_id=event_id, type=kind.value)
+            return []
+        rows = await self._create(
+            uow, kind=kind, payload=parsed, recipients=recipients, channel=None, source=f"event:{event_id}"
+        )
+        return [r.id for r in rows]
+
+    async def _admins(self) -> list[Recipient]:
+        return [Recipient.of(admin) for admin in await self.users.admins()]
+
+    async def _with_product_name(self, payload: Payload) -> Payload:
+        """A low-stock alert names the product and variant, when the catalog still has them."""
+        if not isinstance(payload, LowStockPayload) or payload.product_name or self.catalog is None:
+            return payload
+        try:
+            product = (await self.catalog.products([payload.product_id])).get(payload.product_id)
+        except Exception as exc:  # the alert matters more than the name: send it without one
+            log.warning("notification_product_lookup_failed", product_id=payload.product_id, error=repr(exc))
+            return payload
+        if product is None:
+            return payload
+        variant = product.variants.get(payload.variant_id or "")
+        label = " / ".join(variant.attributes.values()) if variant and variant.attributes else None
+        return payload.model_copy(update={"product_name": product.name, "variant_label": label})
+
+    async def _create(
+        self,
+        uow: UnitOfWork,
+        *,
+        kind: NotificationType,
+        payload: Payload,
+        recipients: Sequence[Recipient],
+        channel: Channel | None,
+        source: str,
+    ) -> list[Notification]:
+        """One row per recipient and channel, PENDING and due now; a row made before from the
+        same source (a redelivered event, a replayed request) is returned instead of a new one."""
+        planned: dict[str, tuple[Recipient, Channel, str]] = {}
+        for person in recipients:
+            wanted = [channel] if channel else channels_for(kind, has_phone=bool(person.phone))
+            for each in wanted:
+                address = person.address(each)
+                if address:
+                    planned.setdefault(dedup_key(source, each, address), (person, each, address))
+        existing = await repository.by_dedup_keys(uow.session, list(planned))
+        now = self.clock.now()
+        rows: list[Notification] = []
+        for key, (person, each, address) in planned.items():
+            if key in existing:
+                rows.append(existing[key])
+                continue
+            personal = payload if payload.full_name else payload.model_copy(update={"full_name": person.full_name})
+            row = Notification(
+                notification_id=new_public_id("ntf"),
+                user_id=person.user_id,
+                recipient=address,
+                type=kind.value,
+                channel=each.value,
+                payload=stored_payload(personal),
+                status=Status.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                dedup_key=key,
+                created_at=now,
+                updated_at=now,
+            )
+            uow.session.add(row)
+            rows.append(row)
+        await uow.session.flush()
+        return rows
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def deliver(self, ids: Sequence[int] | None = None) -> int:
+        """Sends these notifications (all due ones when None) that are PENDING and due; returns
+        how many were tried. Never inside a transaction: each row is claimed, sent, settled."""
+        tried = 0
+        for _ in range(100):  # bounded, so one tick of the job cannot run forever
+            claimed = await self._claim(ids)
+            for each in claimed:
+                await self._attempt(each)
+            tried += len(claimed)
+            if ids is not None or len(claimed) < self.batch_size:
+                break
+        return tried
+
+    async def try_deliver(self, ids: Sequence[int]) -> None:
+        """`deliver`, for after a commit: a failure here is left to the retry job, never raised
+        into the request or the event delivery that made the notifications."""
+        try:
+            await self.deliver(ids)
+        except Exception as exc:
+            log.warning("notification_send_deferred", ids=list(ids), error=repr(exc))
+
+    async def retry_due(self) -> int:
+        """One tick of the retry job: every due PENDING notification is tried again, and those
+        whose last attempt was abandoned by a dead sender are given up on."""
+        return await self._give_up_abandoned() + await self.deliver()
+
+    async def _claim(self, ids: Sequence[int] | None) -> list[Claimed]:
+        if ids is not None and not ids:
+            return []
+        async with self.db.uow() as uow:
+            now = self.clock.now()
+            rows = await repository.claim(
+                uow.session,
+                now=now,
+                lease_until=now + self.lease,
+                max_attempts=self.max_attempts,
+                limit=self.batch_size,
+                ids=ids,
+            )
+            claimed = [
+                Claimed(
+                    id=r.id,
+                    notification_id=r.notification_id,
+                    attempt=r.attempts,
+                    kind=NotificationType(r.type),
+                    channel=Channel(r.channel),
+                    recipient=r.recipient,
+                    payload=dict(r.payload),
+                )
+                for r in rows
+            ]
+            await uow.commit()
+        return claimed
+
+    async def _attempt(self, each: Claimed) -> None:
+        try:
+            rendered = render(each.kind, each.channel, parse_payload(each.kind, each.payload))
+        except (ValidationError, TemplateError) as exc:  # trying again would fail the same way
+            await self._failed(each, exc, final=True)
+            return
+        try:
+            if each.channel is Channel.EMAIL:
+                message_id = await self.mailer.send(
+                    to=each.recipient, subject=rendered.subject, text=rendered.text, html=rendered.html
+                )
+            else:
+                message_id = await self.sms.send(to=each.recipient, text=rendered.text)
+        except Exception as exc:  # whatever the provider raised, the notification is tried again
+            await self._failed(each, exc, final=each.attempt >= self.max_attempts)
+            return
+        now = self.clock.now()
+        await self._settle(
+            each,
+            status=Status.SENT.value,
+            sent_at=now,
+            next_attempt_at=None,
+            last_error=None,
+            provider_message_id=message_id[:255],
+            payload=masked(each.kind, each.payload),
+            updated_at=now,
+        )
+        log.info(
+            "notification_sent",
+            notification_id=each.notification_id,
+            type=each.kind.value,
+            channel=each.channel.value,
+            attempt=each.attempt,
+        )
+
+    async def _failed(self, each: Claimed, exc: Exception, *, final: bool) -> None:
+        now = self.clock.now()
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if final:
+            values: dict[str, Any] = {
+                "status": Status.FAILED.value,
+                "next_attempt_at": None,
+                "payload": masked(each.kind, each.payload),
+            }
+        else:
+            values = {"next_attempt_at": now + retry_delay(each.attempt, self.retry_base_seconds)}
+        await self._settle(each, last_error=error, updated_at=now, **values)
+        log.warning(
+            "notification_failed" if final else "notification_send_failed",
+            notification_id=each.notification_id,
+            type=each.kind.value,
+            channel=each.channel.value,
+            attempt=each.attempt,
+            error=error,
+            next_attempt_at=values["next_attempt_at"],
+        )
+
+    async def _settle(self, each: Claimed, **values: Any) -> None:
+        async with self.db.uow() as uow:
+            await repository.settle(uow.session, each.id, attempt=each.attempt, values=values)
+            await uow.commit()
+
+    async def _give_up_abandoned(self) -> int:
+        async with self.db.uow() as uow:
+            now = self.clock.now()
+            rows = await repository.abandoned(
+                uow.session, now=now, max_attempts=self.max_attempts, limit=self.batch_size
+            )
+            for row in rows:
+                row.status = Status.FAILED.value
+                row.next_attempt_at = None
+                row.payload = masked(row.type, row.payload)
+                row.last_error = "Abandoned: the sender stopped during the last attempt"
+                row.updated_at = now
+            await uow.commit()
+        return len(rows)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, uow: UnitOfWork, *, notification_id: str) -> NotificationRead:
+        row = await repository.by_public_id(uow.session, notification_id)
+        if row is None:
+            raise NotificationNotFound()
+        return NotificationRead.model_validate(row)
+
+    async def page(
+        self,
+        uow: UnitOfWork,
+        *,
+        user_id: str | None,
+        kind: NotificationType | None,
+        status: Status | None,
+        page: int,
+        size: int,
+    ) -> Page[NotificationRead]:
+        rows, total = await repository.page(
+            uow.session,
+            user_id=user_id,
+            kind=kind.value if kind else None,
+            status=status.value if status else None,
+            offset=(page - 1) * size,
+            limit=size,
+        )
+        return Page(items=[NotificationRead.model_validate(r) for r in rows], page=page, size=size, total=total)

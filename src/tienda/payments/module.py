@@ -1,0 +1,17 @@
+"""The payments module as the composition root sees it."""
+
+from __future__ import annotations
+
+from tienda.payments import api
+from tienda.payments.models import OUTBOX, Base
+from tienda.payments.wiring import payment_jobs
+from tienda.platform.modules import ModuleSpec
+
+MODULE = ModuleSpec(
+    name="payments",
+    metadata=Base.metadata,
+    outbox=OUTBOX,
+    migrations="tienda.payments:migrations",
+    routers=(api.payments,),
+    jobs=payment_jobs,
+)
