@@ -6,9 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.scenario import BenchModule, Scenario
-from bench.scenarios import carts, catalog, inventory, search, users
+from bench.scenarios import carts, catalog, inventory, orders, search, users
 
-MODULES: tuple[BenchModule, ...] = (users.MODULE, catalog.MODULE, search.MODULE, inventory.MODULE, carts.MODULE)
+MODULES: tuple[BenchModule, ...] = (
+    users.MODULE,
+    catalog.MODULE,
+    search.MODULE,
+    inventory.MODULE,
+    carts.MODULE,
+    orders.MODULE,
+)
 
 SCENARIOS: tuple[Scenario, ...] = tuple(s for module in MODULES for s in module.scenarios)
 

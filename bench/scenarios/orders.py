@@ -1,0 +1,264 @@
+"""Orders: the full checkout with an online payment, as a buyer and the gateway do it: put a
+line in the cart, place the order (priced from the catalog, coupon-free, stock reserved, the
+sandbox payment opened), then the gateway's signed webhook. The worker confirms the order
+(stock committed, confirmation e-mail rendered and sent) from the `payment.captured` event.
+
+A run is valid only if its check passes afterwards: every captured payment's order CONFIRMED,
+one payment per order, stock + sold = initial for every item, one confirmation e-mail per
+confirmed order."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+
+import httpx
+from sqlalchemy import func, insert, select
+
+from bench.flows import expect
+from bench.scenario import BenchModule, LoadContext, Scenario, Target
+from bench.scenarios.carts import STOCK, _first_variants
+from tienda.inventory.models import OUTBOX as INVENTORY_OUTBOX
+from tienda.inventory.models import Reservation, StockItem
+from tienda.notifications.models import Notification
+from tienda.orders.models import OUTBOX as ORDERS_OUTBOX
+from tienda.orders.models import Order
+from tienda.payments.models import OUTBOX as PAYMENTS_OUTBOX
+from tienda.payments.models import Payment
+from tienda.payments.providers.sandbox import SIGNATURE_HEADER, event_body, reference_of, sign
+from tienda.platform.clock import SystemClock
+from tienda.platform.db import Database
+from tienda.users.models import OUTBOX as USERS_OUTBOX
+from tienda.users.models import Address, User
+
+SANDBOX_SECRET = "bench-sandbox-webhook-secret"
+"""The shop's sandbox secret in the bench (TIENDA_SANDBOX_WEBHOOK_SECRET): the flow signs with it."""
+
+
+def address_of(user_id: str) -> str:
+    return "adr_" + hashlib.sha256(user_id.encode()).hexdigest()[:12]
+
+
+async def load(ctx: LoadContext) -> None:
+    """An address for every user (the checkout ships to it)."""
+    db = Database("users", ctx.database_url, outbox=USERS_OUTBOX)
+    now = SystemClock().now()
+    try:
+        async with db.uow() as uow:
+            found = await uow.session.execute(select(User.user_id, User.id))
+            ids = {str(user_id): int(pk) for user_id, pk in found.all()}
+            rows = [
+                {
+                    "address_id": address_of(u.user_id),
+                    "user_id": ids[u.user_id],
+                    "label": "home",
+                    "line1": "12 MG Road",
+                    "city": "Bengaluru",
+                    "state": "KA",
+                    "postal_code": "560001",
+                    "country": "IN",
+                    "is_default": True,
+                    "created_at": now,
+                }
+                for u in ctx.users
+                if u.user_id in ids
+            ]
+            for start in range(0, len(rows), 5000):
+                await uow.session.execute(insert(Address), rows[start : start + 5000])
+            await uow.commit()
+    finally:
+        await db.dispose()
+
+
+def _rows(target: Target) -> list[tuple[str, str, str, str]]:
+    variants = asyncio.run(_first_variants(target.database_url, list(target.products)))
+    products = [p for p in target.products if p in variants]
+    return [
+        (
+            target.token_for(u.user_id),
+            address_of(u.user_id),
+            products[i % len(products)],
+            variants[products[i % len(products)]],
+        )
+        for i, u in enumerate(target.sample())
+    ]
+
+
+async def checkout(client: httpx.AsyncClient, row: Sequence[str]) -> None:
+    token, address_id, product_id, variant_id = row
+    auth = {"Authorization": f"Bearer {token}"}
+    expect(
+        await client.post(
+            "/api/v1/carts/items", json={"productId": product_id, "variantId": variant_id, "quantity": 1}, headers=auth
+        ),
+        "cart",
+    )
+    order = expect(
+        await client.post(
+            "/api/v1/orders",
+            json={"shippingAddressId": address_id, "paymentMethod": "PAYMENT_GATEWAY"},
+            headers=auth | {"Idempotency-Key": uuid.uuid4().hex},
+        ),
+        "order",
+        201,
+    )
+    created = int(time.time())
+    body = event_body(
+        event_type="payment.captured",
+        payment_id=order["paymentId"],
+        reference=reference_of(order["paymentId"]),
+        amount=Decimal(str(order["totalAmount"])).quantize(Decimal("0.01")),
+        currency=order["currency"],
+        created=created,
+        event_id=f"evt_{secrets.token_hex(12)}",
+    )
+    answer = expect(
+        await client.post(
+            "/api/v1/payments/webhook",
+            content=body,
+            headers={
+                SIGNATURE_HEADER: sign(SANDBOX_SECRET, body, timestamp=created),
+                "content-type": "application/json",
+            },
+        ),
+        "webhook",
+    )
+    if answer["outcome"] != "CAPTURED":
+        raise ValueError(f"webhook outcome {answer['outcome']}")
+
+
+async def _settled(target: Target, within: float = 120.0) -> list[str]:
+    """Waits for the worker to relay every event; problems if it does not."""
+    deadline = time.monotonic() + within
+    databases = [
+        Database(name, target.database_url, outbox=outbox)
+        for name, outbox in (("orders", ORDERS_OUTBOX), ("payments", PAYMENTS_OUTBOX), ("inventory", INVENTORY_OUTBOX))
+    ]
+    try:
+        while True:
+            waiting = 0
+            for db in databases:
+                async with db.reader() as uow:
+                    table = db.outbox.outbox
+                    waiting += int(
+                        await uow.session.scalar(select(func.count()).where(table.c.published_at.is_(None))) or 0
+                    )
+            pending = await _count(target, select(func.count()).where(Order.saga_step.in_(("CAPTURED", "SELL"))))
+            pending += await _count(target, select(func.count()).where(Notification.status == "PENDING"))
+            if waiting == 0 and pending == 0:
+                return []
+            if time.monotonic() > deadline:
+                return [
+                    f"{waiting} events unpublished, {pending} orders or e-mails still on their way after {within:.0f}s"
+                ]
+            await asyncio.sleep(0.5)
+    finally:
+        for db in databases:
+            await db.dispose()
+
+
+async def _count(target: Target, query: object) -> int:
+    db = Database("orders", target.database_url, outbox=ORDERS_OUTBOX)
+    try:
+        async with db.reader() as uow:
+            return int(await uow.session.scalar(query) or 0)  # type: ignore[call-overload]
+    finally:
+        await db.dispose()
+
+
+async def check(target: Target) -> list[str]:
+    """Stock + sold = initial; one captured payment per confirmed order; every captured
+    payment's order confirmed; one confirmation e-mail per confirmed order."""
+    problems = await _settled(target)
+    db = Database("orders", target.database_url, outbox=ORDERS_OUTBOX)
+    try:
+        async with db.reader() as uow:
+            s = uow.session
+            confirmed = set(
+                await s.scalars(
+                    select(Order.order_id).where(Order.status == "CONFIRMED", Order.payment_method == "PAYMENT_GATEWAY")
+                )
+            )
+            captured = list(await s.scalars(select(Payment.order_id).where(Payment.status == "CAPTURED")))
+            payments_per_order = {
+                str(o): int(n)
+                for o, n in (await s.execute(select(Payment.order_id, func.count()).group_by(Payment.order_id))).all()
+            }
+            stock_rows = (
+                await s.execute(
+                    select(StockItem.product_id, StockItem.variant_id, StockItem.stock_count, StockItem.reserved_count)
+                )
+            ).all()
+            committed = {
+                (p, v): int(q)
+                for p, v, q in (
+                    await s.execute(
+                        select(Reservation.product_id, Reservation.variant_id, func.sum(Reservation.quantity))
+                        .where(Reservation.status == "COMMITTED")
+                        .group_by(Reservation.product_id, Reservation.variant_id)
+                    )
+                ).all()
+            }
+            held = {
+                (p, v): int(q)
+                for p, v, q in (
+                    await s.execute(
+                        select(Reservation.product_id, Reservation.variant_id, func.sum(Reservation.quantity))
+                        .where(Reservation.status == "RESERVED")
+                        .group_by(Reservation.product_id, Reservation.variant_id)
+                    )
+                ).all()
+            }
+            mails = int(
+                await s.scalar(
+                    select(func.count()).where(Notification.type == "ORDER_CONFIRMATION", Notification.status == "SENT")
+                )
+                or 0
+            )
+    finally:
+        await db.dispose()
+    not_confirmed = [o for o in captured if o not in confirmed]
+    if not_confirmed:
+        problems.append(f"{len(not_confirmed)} captured payments whose order is not CONFIRMED, e.g. {not_confirmed[0]}")
+    doubled = [o for o, n in payments_per_order.items() if n > 1]
+    if doubled:
+        problems.append(f"{len(doubled)} orders with more than one payment")
+    for product_id, variant_id, stock_count, reserved in stock_rows:
+        key = (product_id, variant_id)
+        if key in committed and stock_count + committed[key] != STOCK:
+            problems.append(f"{product_id}/{variant_id}: stock {stock_count} + sold {committed[key]} != {STOCK}")
+        if reserved != held.get(key, 0):
+            problems.append(f"{product_id}/{variant_id}: reserved {reserved} != held {held.get(key, 0)}")
+    if mails != len(confirmed):
+        problems.append(f"{mails} confirmation e-mails sent for {len(confirmed)} confirmed orders")
+    return problems
+
+
+MODULE = BenchModule(
+    name="orders",
+    load=load,
+    scenarios=(
+        Scenario(
+            name="checkout",
+            description="The full online checkout of one unit: POST /carts/items, POST /orders (PAYMENT_GATEWAY: "
+            "priced, reserved, sandbox payment opened), then the sandbox gateway's signed webhook; the worker "
+            "confirms it (stock sold, e-mail sent). One request/s here = one completed checkout/s (the check "
+            "after the run waits for every confirmation and fails the run otherwise).",
+            concurrencies=(20, 100),
+            flow=checkout,
+            rows=_rows,
+            ceiling=None,
+            check=check,
+        ),
+    ),
+    env={
+        "TIENDA_SANDBOX_WEBHOOK_SECRET": SANDBOX_SECRET,
+        "TIENDA_PAYMENT_PROVIDER": "sandbox",
+        "TIENDA_SANDBOX_PAYMENTS": "true",
+    },
+)
