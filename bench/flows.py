@@ -10,6 +10,7 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -27,8 +28,16 @@ class FlowFailed(Exception):
         self.status = status
 
 
+_steps: ContextVar[dict[str, list[float]] | None] = ContextVar("bench_flow_steps", default=None)
+"""Each step's latencies (seconds) in the running flow measurement, by step name."""
+
+
 def expect(response: httpx.Response, step: str, status: int = 200) -> Any:
-    """The response's JSON body if it has the expected status, else FlowFailed."""
+    """The response's JSON body if it has the expected status, else FlowFailed. Its latency
+    counts toward the step's percentiles."""
+    collector = _steps.get()
+    if collector is not None:
+        collector.setdefault(step, []).append(response.elapsed.total_seconds())
     if response.status_code != status:
         raise FlowFailed(step, response.status_code, response.text)
     return response.json() if response.content else None
@@ -66,9 +75,14 @@ async def run_flow(
                 continue
             latencies.append(time.perf_counter() - began)
 
+    steps: dict[str, list[float]] = {}
+    token = _steps.set(steps)  # the workers' tasks inherit it
     cpu_before = _own_cpu()
     began = time.perf_counter()
-    await asyncio.gather(*(worker(k * len(rows) // concurrency) for k in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker(k * len(rows) // concurrency) for k in range(concurrency)))
+    finally:
+        _steps.reset(token)
     elapsed = time.perf_counter() - began
     cpu = _own_cpu() - cpu_before
     latencies.sort()
@@ -81,7 +95,12 @@ async def run_flow(
         errors=sum(errors.values()),
         error_kinds=dict(errors),
         tool_cpu_pct=100 * cpu / elapsed if elapsed > 0 else None,
+        steps={name: _percentiles(sorted(values)) for name, values in steps.items()},
     )
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    return {f"p{q}_ms": round(1000 * percentile(values, q), 2) for q in (50, 95, 99)} | {"count": len(values)}
 
 
 def _own_cpu() -> float:

@@ -30,6 +30,8 @@ class Measurement:
     errors: int = 0
     error_kinds: Mapping[str, int] = field(default_factory=dict)
     tool_cpu_pct: float | None = None
+    steps: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Multi-step flows: each step's latency percentiles (`p50_ms`...) and count."""
 
     @property
     def rps(self) -> float:

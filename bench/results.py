@@ -40,6 +40,8 @@ class Row:
     load_cpu_pct: float | None = None
     server_cpu_pct: float | None = None
     error_kinds: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Multi-step flows: each step's latency percentiles."""
     cpu: dict[str, Any] = field(default_factory=dict)
     """CpuWatch's report: server, server_processes, postgres, redis-server (100 = one core)."""
 
@@ -76,6 +78,7 @@ class Row:
             load_cpu_pct=None if m.tool_cpu_pct is None else round(m.tool_cpu_pct, 1),
             server_cpu_pct=cpu.get("server"),
             error_kinds=dict(m.error_kinds),
+            steps={name: dict(values) for name, values in m.steps.items()},
             cpu=cpu,
         )
 
@@ -157,6 +160,18 @@ def table(rows: Iterable[Row]) -> str:
             ]
         )
     return _markdown(lines)
+
+
+def steps(rows: Iterable[Row]) -> str:
+    """The steps of multi-step flows: each one's own latency, under the whole flow's row."""
+    lines = [["flow", "server", "conc", "step", "count", "p50 ms", "p95 ms", "p99 ms"]]
+    for r in rows:
+        for name, v in r.steps.items():
+            lines.append(
+                [r.name, r.server, str(r.concurrency), name, f"{int(v.get('count', 0)):,}"]
+                + [_num(v.get(k), 2) for k in ("p50_ms", "p95_ms", "p99_ms")]
+            )
+    return _markdown(lines) if len(lines) > 1 else ""
 
 
 def save(path: Path, *, rows: Sequence[Row], meta: dict[str, Any]) -> Path:

@@ -328,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     out = results.save(RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.json", rows=rows, meta=meta)
     print(results.table(rows))
+    if flow_steps := results.steps(rows):
+        print("\n" + flow_steps)
     m = meta["machine"]
     print(f"\n{m['nproc']} cores, {m['memory_gib']} GiB, {m['cpu_model']}; {elapsed:.0f}s; written to {out}")
     if noisy:

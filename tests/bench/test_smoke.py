@@ -61,7 +61,7 @@ class TestRegistry:
         assert [s.name for s in scenarios.select(["get_profile"])] == ["get_profile"]
         assert scenarios.select(None) == scenarios.SCENARIOS
         with pytest.raises(ValueError, match="unknown scenario"):
-            scenarios.select(["checkout"])
+            scenarios.select(["no_such_scenario"])
 
 
 class TestParsers:

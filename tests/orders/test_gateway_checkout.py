@@ -179,6 +179,9 @@ class TestWebhooks:
         assert len(await shop.events("orders", "order.confirmed")) == 1
         assert len(await shop.events("payments", "payment.captured")) == 1
         assert await stock(shop, shirt) == (4, 0, 4)
+        confirmations = [m for m in shop.mails() if order["orderId"] in str(m["Subject"])]
+        assert len(confirmations) == 1
+        assert "confirmed" in str(confirmations[0]["Subject"]).lower()
         async with shop.platform.db("inventory").engine.connect() as conn:
             from tienda.inventory.models import Movement
 

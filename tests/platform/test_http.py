@@ -131,6 +131,8 @@ class TestOperations:
                 "database:carts": "ok",
                 "database:inventory": "ok",
                 "database:orders": "ok",
+                "database:payments": "ok",
+                "database:notifications": "ok",
             },
         }
 
