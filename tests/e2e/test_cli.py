@@ -114,6 +114,7 @@ class TestDev:
                 httpx.post(f"{server.base}/api/users/forgot-password", json={"email": "demo@tienda.local"}).status_code
                 == 202
             )
+
             def reset_mails() -> list[str]:
                 texts = [path.read_text() for path in (data_dir / "mail").glob("*.eml")]
                 return [t for t in texts if "password reset code" in t.lower()]
