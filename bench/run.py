@@ -30,6 +30,9 @@ from bench.measure import CpuWatch, Measurement, machine_busy_pct
 from bench.results import NO_SERVER, Row
 from bench.scenario import LoadContext, Scenario, Target
 from bench.servers import BIN, SERVERS, Server, ServerFailed, app_command, app_env, free_port, hello_command
+from tienda.app import ALL_MODULES
+from tienda.platform.rabbitmq import RabbitBus
+from tienda.platform.runtime import Platform
 from tienda.settings import Settings
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -110,6 +113,7 @@ def shop_env(cfg: Config, data_dir: Path) -> dict[str, str]:
             "TIENDA_DATABASE_URL": data.database_url(cfg.postgres_url),
             "TIENDA_REDIS_URL": cfg.redis_url,
             "TIENDA_BROKER_URL": cfg.broker_url,
+            "TIENDA_BROKER_PREFIX": "tienda-bench",
             "TIENDA_JWT_SECRET": secrets.token_urlsafe(48),
             "TIENDA_DATA_DIR": str(data_dir),
         }
@@ -125,6 +129,7 @@ def prepare(cfg: Config, settings: Settings, users: Sequence[data.BenchUser]) ->
     asyncio.run(data.recreate_database(cfg.postgres_url))
     subprocess.run([str(BIN / "tienda"), "migrate"], check=True, stdout=subprocess.DEVNULL)  # noqa: S603
     _flush_redis(cfg.redis_url)
+    asyncio.run(_purge_broker(settings))
     began = time.perf_counter()
     db_url = data.database_url(cfg.postgres_url)
     for module in scenarios.MODULES:
@@ -133,6 +138,16 @@ def prepare(cfg: Config, settings: Settings, users: Sequence[data.BenchUser]) ->
         )
         asyncio.run(module.load(context))
     say(f"data set loaded: {len(users):,} users, {cfg.products:,} products in {time.perf_counter() - began:.1f}s")
+
+
+async def _purge_broker(settings: Settings) -> None:
+    """The bench's queues start empty: events a killed run left there are about another data set."""
+    platform = Platform.build(settings, ALL_MODULES)
+    try:
+        assert isinstance(platform.bus, RabbitBus), "the bench runs on RabbitMQ"
+        await platform.bus.delete_queues([sub.consumer.name for sub in platform.subscriptions])
+    finally:
+        await platform.close()
 
 
 def _flush_redis(url: str) -> None:

@@ -150,6 +150,12 @@ async def _settled(target: Target, within: float = 120.0) -> list[str]:
                     )
             pending = await _count(target, select(func.count()).where(Order.saga_step.in_(("CAPTURED", "SELL"))))
             pending += await _count(target, select(func.count()).where(Notification.status == "PENDING"))
+            # Events published may still wait in the broker's queues: every confirmed order's e-mail must exist.
+            pending += max(
+                0,
+                await _count(target, select(func.count()).where(Order.status == "CONFIRMED"))
+                - await _count(target, select(func.count()).where(Notification.type == "ORDER_CONFIRMATION")),
+            )
             if waiting == 0 and pending == 0:
                 return []
             if time.monotonic() > deadline:

@@ -108,10 +108,10 @@ class Checkout:
             if replay is None:
                 raise
             return replay
-        return await self.advance(order.order_id)
+        return await self.advance(order.order_id, order)
 
-    async def advance(self, order_id: str) -> OrderRead:
-        return order_read(await self.saga.advance(order_id))
+    async def advance(self, order_id: str, order: Order | None = None) -> OrderRead:
+        return order_read(await self.saga.advance(order_id, order))
 
     async def resume(self, *, stalled_after: timedelta = timedelta(seconds=30), limit: int = 100) -> int:
         return await self.saga.resume(stalled_after=stalled_after, limit=limit)
@@ -177,6 +177,7 @@ class Checkout:
     ) -> Order:
         """The order CREATED, with its coupon redeemed and `order.created` published, in one transaction."""
         now = self.clock.now()
+        order_id = await repository.next_order_id(self.db, now)
         async with self.db.uow() as uow:
             terms = (
                 await self.coupons.terms_for(uow, code=body.coupon_code, user_id=user_id, now=now)
@@ -191,7 +192,7 @@ class Checkout:
             if terms is not None:
                 self.coupons.check_applies(terms, pricing.subtotal)
             order = Order(
-                order_id=await repository.next_order_id(uow.session, now),
+                order_id=order_id,
                 user_id=user_id,
                 status=OrderStatus.CREATED.value,
                 payment_status="PENDING",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from tienda.orders.models import Coupon, CouponRedemption, Order, OrderSequence
+from tienda.platform.db import Database
 
 
 async def coupon(session: AsyncSession, coupon_id: str, *, for_update: bool = False) -> Coupon | None:
@@ -100,6 +101,14 @@ async def unfinished(session: AsyncSession, *, steps: tuple[str, ...], before: d
     return list(await session.scalars(query))
 
 
+async def move_step(session: AsyncSession, order_id: str, *, at: str, values: dict[str, Any]) -> bool:
+    """Moves the order on from saga step `at`, if it is still there."""
+    result = await session.execute(
+        update(Order).where(Order.order_id == order_id, Order.saga_step == at).values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def unpaid_expired(session: AsyncSession, *, now: datetime, limit: int) -> list[str]:
     """Orders still waiting for their payment after their expiry."""
     query = (
@@ -111,25 +120,39 @@ async def unpaid_expired(session: AsyncSession, *, now: datetime, limit: int) ->
     return list(await session.scalars(query))
 
 
-async def next_order_id(session: AsyncSession, now: datetime) -> str:
-    """`ord_YYYYMMDD_NNNN`, the day's next number. The day's row stays locked until the order
-    commits, so two orders never get one number (and numbers have no gaps but rollbacks').
+async def next_order_id(db: Database, now: datetime) -> str:
+    """`ord_YYYYMMDD_NNNN`, the day's next number, taken in one statement committed at once.
+
+    The day's row is locked for that statement only. Taken inside the order's transaction, it
+    stayed locked until the order committed, and every checkout of the day queued behind the
+    one before (the main wait under load, measured in pg_stat_activity). The price: an order
+    whose transaction then fails leaves a gap in the day's numbers.
 
     One upsert, not an UPDATE then an INSERT when it matched nothing: on MySQL/MariaDB two
     orders opening a day that way each take a gap lock with the empty UPDATE, then each
     INSERT waits for the other's (a deadlock)."""
     day = now.strftime("%Y%m%d")
-    dialect = session.get_bind().dialect.name
-    if dialect in ("mysql", "mariadb"):
-        upsert: Any = mysql_insert(OrderSequence).values(day=day, last=1)
-        upsert = upsert.on_duplicate_key_update(last=OrderSequence.last + 1)
+    if db.dialect in ("mysql", "mariadb"):
+        # No RETURNING on an upsert here: LAST_INSERT_ID(expr) hands the value to this connection.
+        upsert: Any = mysql_insert(OrderSequence).values(day=day, last=func.last_insert_id(1))
+        upsert = upsert.on_duplicate_key_update(last=func.last_insert_id(OrderSequence.last + 1))
+        async with db.read_engine.connect() as conn:  # autocommit
+            await conn.execute(upsert)
+            last = await conn.scalar(select(func.last_insert_id()))
     else:
-        upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(OrderSequence).values(
+        upsert = (postgresql_insert if db.dialect == "postgresql" else sqlite_insert)(OrderSequence).values(
             day=day, last=1
         )
-        upsert = upsert.on_conflict_do_update(index_elements=[OrderSequence.day], set_={"last": OrderSequence.last + 1})
-    await session.execute(upsert)
-    last = await session.scalar(select(OrderSequence.last).where(OrderSequence.day == day))
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[OrderSequence.day], set_={"last": OrderSequence.last + 1}
+        ).returning(OrderSequence.last)
+        if db.dialect == "sqlite":  # one writer at a time anyway
+            async with db.uow() as uow:
+                last = (await uow.session.execute(upsert)).scalar_one()
+                await uow.commit()
+        else:
+            async with db.read_engine.connect() as conn:  # autocommit
+                last = (await conn.execute(upsert)).scalar_one()
     return f"ord_{day}_{int(last or 0):04d}"
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from tienda.carts.client import CartLine, CartsClient
 from tienda.inventory.client import InventoryClient, StockGone, StockLine, StockShort
@@ -55,37 +56,42 @@ class Saga:
     clock: Clock
     reservation_ttl: timedelta
 
-    async def advance(self, order_id: str) -> Order:
-        """Carry the order on from where its saga stands, to its end or to a wait (payment)."""
+    async def advance(self, order_id: str, order: Order | None = None) -> Order:
+        """Carry the order on from where its saga stands, to its end or to a wait (payment).
+        `order`: as just stored (else read). A step that moved the order on keeps it in memory;
+        one that found it moved by someone else has it read again."""
         gateway_down = False
         while True:
-            async with self.db.reader() as uow:
-                order = await repository.order(uow.session, order_id)
-            assert order is not None
+            if order is None:
+                async with self.db.reader() as uow:
+                    order = await repository.order(uow.session, order_id)
+                assert order is not None
             step = order.saga_step
+            moved: Order | None = None
             if step == "PLACED":
-                await self._reserve(order)
+                moved = await self._reserve(order)
             elif step == "RESERVED":
                 await self._take_out_of_cart(order)
                 if order.payment_method == "COD":
                     await self._confirm(order_id, at="RESERVED", payment_status="COD_PENDING", then="SELL")
                 else:
-                    gateway_down = not await self._open_payment(order)
+                    moved, gateway_down = await self._open_payment(order)
             elif step == "CAPTURED":
                 try:
                     await self.inventory.commit(order_id)
                 except StockGone:  # paid after its units went back: nothing to sell, the money goes back
                     await self._fail(order_id, "RESERVATION_EXPIRED", step="REFUND", payment_status="CAPTURED")
+                    order = None
                     continue
                 await self._confirm(order_id, at="CAPTURED", payment_status="CAPTURED", then="DONE")
             elif step == "SELL":
                 await self.inventory.commit(order_id)
-                await self._step(order_id, "DONE")
+                moved = await self._move(order, "SELL", saga_step="DONE")
             elif step == "RELEASE":
                 await self.inventory.release(order_id)
                 if order.payment_method != "COD":
                     await self.payments.expire(order_id=order_id)
-                await self._step(order_id, "DONE")
+                moved = await self._move(order, "RELEASE", saga_step="DONE")
             elif step == "REFUND":
                 if not await self._refund_all(order):
                     return order
@@ -93,6 +99,7 @@ class Saga:
                 if gateway_down:
                     raise PaymentGatewayDown()
                 return order
+            order = moved
 
     async def resume(self, *, stalled_after: timedelta = timedelta(seconds=30), limit: int = 100) -> int:
         """The worker's job: carry on orders whose checkout stopped midway (a crash, a restart)
@@ -113,26 +120,35 @@ class Saga:
 
     # -- steps ------------------------------------------------------------------------------
 
-    async def _reserve(self, order: Order) -> None:
+    async def _reserve(self, order: Order) -> Order | None:
         lines = [StockLine(i.product_id, i.variant_id, i.quantity) for i in order.items]
         try:
             expires_at = await self.inventory.reserve(order.order_id, lines, ttl=self.reservation_ttl)
         except StockShort as short:
             await self._fail(order.order_id, "INSUFFICIENT_STOCK", step="DONE")
             raise OutOfStock(details=[ErrorDetail(field=s.field, message=s.message) for s in short.lines]) from short
+        return await self._move(order, "PLACED", saga_step="RESERVED", expires_at=expires_at)
+
+    async def _move(self, order: Order, at: str, **values: Any) -> Order | None:
+        """The order's row from saga step `at` on to `values`, in one guarded statement (no
+        lock taken and held across round trips); the order as it now is, or None if it was
+        no longer at `at` (someone else moved it: read it again)."""
+        values["updated_at"] = self.clock.now()
         async with self.db.uow() as uow:
-            row = await self._locked(uow, order.order_id)
-            if row.saga_step == "PLACED":
-                row.saga_step, row.expires_at, row.updated_at = "RESERVED", expires_at, self.clock.now()
-                await uow.commit()
+            if not await repository.move_step(uow.session, order.order_id, at=at, values=values):
+                return None
+            await uow.commit()
+        for name, value in values.items():
+            setattr(order, name, value)
+        return order
 
     async def _take_out_of_cart(self, order: Order) -> None:
         await self.carts.remove_lines(
             order.user_id, [CartLine(i.product_id, i.variant_id, i.quantity) for i in order.items]
         )
 
-    async def _open_payment(self, order: Order) -> bool:
-        """The order's payment at the gateway; False when the gateway could not open it (the
+    async def _open_payment(self, order: Order) -> tuple[Order | None, bool]:
+        """The order's payment at the gateway, and whether the gateway could not open it (the
         order then FAILED and its units go back)."""
         try:
             payment = await self.payments.initiate(
@@ -144,14 +160,15 @@ class Saga:
             )
         except PaymentDeclined:
             await self._fail(order.order_id, "PAYMENT_GATEWAY_ERROR", step="RELEASE", payment_status="FAILED")
-            return False
-        async with self.db.uow() as uow:
-            row = await self._locked(uow, order.order_id)
-            if row.saga_step == "RESERVED":
-                row.payment_id, row.payment_url = payment.payment_id, payment.payment_url
-                row.saga_step, row.updated_at = "PAYMENT_PENDING", self.clock.now()
-                await uow.commit()
-        return True
+            return None, True
+        moved = await self._move(
+            order,
+            "RESERVED",
+            payment_id=payment.payment_id,
+            payment_url=payment.payment_url,
+            saga_step="PAYMENT_PENDING",
+        )
+        return moved, False
 
     async def _confirm(self, order_id: str, *, at: str, payment_status: str, then: str) -> None:
         async with self.db.uow() as uow:
@@ -215,12 +232,6 @@ class Saga:
         await self.coupons.release(uow, order_id=row.order_id)
         await uow.publish(events.ORDER_FAILED, events.order_payload(row) | {"reason": reason}, at=now)
         return True
-
-    async def _step(self, order_id: str, step: str) -> None:
-        async with self.db.uow() as uow:
-            row = await self._locked(uow, order_id)
-            row.saga_step, row.updated_at = step, self.clock.now()
-            await uow.commit()
 
     @staticmethod
     async def _locked(uow: UnitOfWork, order_id: str) -> Order:

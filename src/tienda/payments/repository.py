@@ -12,27 +12,34 @@ from sqlalchemy.orm import selectinload
 from tienda.payments.models import Payment, PaymentEvent, Refund
 
 
-async def _one(session: AsyncSession, query: Select[Any], for_update: bool) -> Payment | None:
-    query = query.options(selectinload(Payment.refunds))
+async def _one(session: AsyncSession, query: Select[Any], for_update: bool, refunds: bool = True) -> Payment | None:
+    if refunds:
+        query = query.options(selectinload(Payment.refunds))
     if for_update:
         query = query.with_for_update(of=Payment)
     found: Payment | None = await session.scalar(query.execution_options(populate_existing=True))
     return found
 
 
-async def payment(session: AsyncSession, payment_id: str, *, for_update: bool = False) -> Payment | None:
-    return await _one(session, select(Payment).where(Payment.payment_id == payment_id), for_update)
+async def payment(
+    session: AsyncSession, payment_id: str, *, for_update: bool = False, refunds: bool = True
+) -> Payment | None:
+    """The payment, with its refunds unless `refunds=False` (then they must not be touched)."""
+    return await _one(session, select(Payment).where(Payment.payment_id == payment_id), for_update, refunds)
 
 
-async def payment_of_order(session: AsyncSession, order_id: str, *, for_update: bool = False) -> Payment | None:
-    return await _one(session, select(Payment).where(Payment.order_id == order_id), for_update)
+async def payment_of_order(
+    session: AsyncSession, order_id: str, *, for_update: bool = False, refunds: bool = True
+) -> Payment | None:
+    return await _one(session, select(Payment).where(Payment.order_id == order_id), for_update, refunds)
 
 
 async def payment_by_reference(
-    session: AsyncSession, provider: str, reference: str, *, for_update: bool = False
+    session: AsyncSession, provider: str, reference: str, *, for_update: bool = False, refunds: bool = True
 ) -> Payment | None:
     query = select(Payment).where(Payment.payment_provider == provider, Payment.provider_reference == reference)
-    return await _one(session, query, for_update)
+    return await _one(session, query, for_update, refunds)
+
 
 
 async def event_seen(session: AsyncSession, provider: str, event_id: str) -> bool:

@@ -88,7 +88,7 @@ class PaymentService:
     ) -> Payment:
         """The order's payment, opened at the gateway; the same one when asked again."""
         async with self.db.reader() as uow:
-            existing = await repository.payment_of_order(uow.session, order_id)
+            existing = await repository.payment_of_order(uow.session, order_id, refunds=False)
         if existing is not None:
             return self._same(existing, amount, currency)
         name = provider or self.default_provider
@@ -199,12 +199,15 @@ class PaymentService:
 
     @staticmethod
     async def _payment_named(uow: UnitOfWork, provider: str, event: WebhookEvent) -> Payment | None:
+        refunds = event.kind is WebhookKind.REFUNDED
         if event.reference:
-            found = await repository.payment_by_reference(uow.session, provider, event.reference, for_update=True)
+            found = await repository.payment_by_reference(
+                uow.session, provider, event.reference, for_update=True, refunds=refunds
+            )
             if found is not None:
                 return found
         if event.payment_id:
-            found = await repository.payment(uow.session, event.payment_id, for_update=True)
+            found = await repository.payment(uow.session, event.payment_id, for_update=True, refunds=refunds)
             if found is not None and found.payment_provider == provider:
                 return found
         return None
@@ -380,7 +383,7 @@ class PaymentService:
         """The order stopped waiting: a payment still PENDING is FAILED (EXPIRED). Its status
         after; a capture that won the race stays captured (the order refunds it)."""
         async with self.db.uow() as uow:
-            payment = await repository.payment_of_order(uow.session, order_id, for_update=True)
+            payment = await repository.payment_of_order(uow.session, order_id, for_update=True, refunds=False)
             if payment is None:
                 return None
             if can_fail(PaymentStatus(payment.status)):

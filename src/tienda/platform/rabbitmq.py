@@ -113,6 +113,14 @@ class RabbitBus:
         )
         await self._channel.default_exchange.publish(parked, routing_key=f"{self.prefix}.dead-letters")
 
+    async def delete_queues(self, consumer_names: Iterable[str]) -> None:
+        """Deletes these consumers' queues and the dead letters, with what they hold (a bench
+        or a test starting afresh on a shared broker)."""
+        await self._ensure()
+        assert self._channel is not None
+        for name in [*consumer_names, "dead-letters"]:
+            await self._channel.queue_delete(f"{self.prefix}.{name}")
+
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
