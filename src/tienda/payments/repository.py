@@ -41,7 +41,6 @@ async def payment_by_reference(
     return await _one(session, query, for_update, refunds)
 
 
-
 async def event_seen(session: AsyncSession, provider: str, event_id: str) -> bool:
     found = await session.scalar(
         select(PaymentEvent.id).where(PaymentEvent.provider == provider, PaymentEvent.event_id == event_id)
