@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.scenario import BenchModule, Scenario
-from bench.scenarios import carts, catalog, inventory, orders, search, users
+from bench.scenarios import carts, catalog, inventory, orders, search, shop, users
 
 MODULES: tuple[BenchModule, ...] = (
     users.MODULE,
@@ -15,6 +15,7 @@ MODULES: tuple[BenchModule, ...] = (
     inventory.MODULE,
     carts.MODULE,
     orders.MODULE,
+    shop.MODULE,
 )
 
 SCENARIOS: tuple[Scenario, ...] = tuple(s for module in MODULES for s in module.scenarios)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 
 from bench.data import sample_products
 from bench.scenario import BenchModule, LoadContext, Scenario, Target
@@ -58,6 +58,24 @@ async def load(ctx: LoadContext) -> None:
                     }
                     for p, v in products.items()
                 ],
+            )
+            await uow.commit()
+    finally:
+        await db.dispose()
+    await _catalog_copy(ctx.database_url, products)
+
+
+async def _catalog_copy(database_url: str, products: dict[str, str]) -> None:
+    """The catalog's copy of the stock says the same (as inventory's events would have made it):
+    else the first sale of each item looks like its coming back into stock, and search rewrites
+    its index for every product during the measured run."""
+    db = Database("catalog", database_url, outbox=OUTBOX)
+    try:
+        async with db.uow() as uow:
+            await uow.session.execute(
+                update(Variant)
+                .where(Variant.variant_id.in_(list(products.values())))
+                .values(stock_available=STOCK, stock_updated_at=SystemClock().now())
             )
             await uow.commit()
     finally:
