@@ -32,6 +32,7 @@ from tienda.platform.db import UnitOfWork
 from tienda.platform.deps import unit_of_work
 from tienda.platform.errors import UnsupportedMediaType, error_responses
 from tienda.platform.pagination import Page, PageQuery
+from tienda.platform.web import absolute_url
 
 products = APIRouter(prefix="/products", tags=["catalog"])
 categories = APIRouter(prefix="/categories", tags=["catalog"])
@@ -362,8 +363,9 @@ async def _uploaded(request: Request, store: MediaStore) -> tuple[Upload, ImageU
 
 
 def _public_url(request: Request, path: str) -> str:
-    base = request.app.state.platform.settings.public_base_url or str(request.base_url)
-    return base.rstrip("/") + path
+    url = absolute_url(request, path, base=request.app.state.platform.settings.public_base_url)
+    assert url is not None
+    return url
 
 
 @media.get(
