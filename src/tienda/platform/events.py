@@ -126,18 +126,16 @@ class Subscription:
         """Run the handler once per event id; returns False for a duplicate."""
         processed = self.db.outbox.processed
         async with self.db.uow() as uow:
-            seen = await uow.session.scalar(
-                select(processed.c.event_id).where(
-                    processed.c.consumer == self.consumer.name, processed.c.event_id == event.id
+            # The row first: a duplicate fails here, before any work (and a concurrent delivery
+            # of the same event waits on the key until the first one commits or rolls back).
+            try:
+                await uow.session.execute(
+                    processed.insert().values(
+                        consumer=self.consumer.name, event_id=event.id, processed_at=datetime.now(UTC)
+                    )
                 )
-            )
-            if seen is not None:
+            except IntegrityError:
                 return False
-            await uow.session.execute(
-                processed.insert().values(
-                    consumer=self.consumer.name, event_id=event.id, processed_at=datetime.now(UTC)
-                )
-            )
             await self.consumer.handler(event, uow)
             try:
                 await uow.commit()
