@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -199,10 +200,9 @@ def serve(
     overrides: dict[str, Any] = {}
     if service:
         select_modules(service)
-        overrides["services"] = ",".join(service)
+        # As JSON, the form a list setting takes in the environment (the workers read it there).
+        overrides["services"] = json.dumps(service)
     settings = _settings(data_dir, **overrides)
-    if service:
-        os.environ["TIENDA_SERVICES"] = '["' + '","'.join(service) + '"]'
     count = workers or os.cpu_count() or 1
     if count > 1:
         # prometheus_client reads this variable itself, in each worker, at import.

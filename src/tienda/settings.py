@@ -70,7 +70,38 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(
         default=2, description="Hashes computed at once per process; each holds the memory cost."
     )
-    service_token: SecretStr | None = None
+    service_token: SecretStr | None = Field(
+        default=None,
+        description="Not used for calls between services: a caller mints a short-lived SERVICE token with the "
+        "JWT key every service shares (see platform/http.py).",
+    )
+
+    # Calls between services (`tienda serve --service`): where a module that does not run in this process answers.
+    users_url: str | None = Field(default=None, description="e.g. http://users:8000; needed where users runs apart.")
+    catalog_url: str | None = Field(default=None, description="e.g. http://catalog:8000.")
+    carts_url: str | None = Field(default=None, description="e.g. http://carts:8000.")
+    inventory_url: str | None = Field(default=None, description="e.g. http://inventory:8000.")
+    payments_url: str | None = Field(default=None, description="e.g. http://payments:8000.")
+    service_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Connect, write, read and pool timeout of one call to another service."
+    )
+    service_retries: int = Field(
+        default=2,
+        ge=0,
+        description="Further tries of an idempotent call to another service after a connection error, a timeout "
+        "or a 502/503/504.",
+    )
+    service_retry_backoff_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        description="Wait before the first retry; doubled before each further one (jittered, 2 s at most).",
+    )
+    service_breaker_failures: int = Field(
+        default=5, ge=1, description="Failed calls in a row after which calls to that service fail fast."
+    )
+    service_breaker_cooldown_seconds: float = Field(
+        default=10.0, gt=0, description="How long calls fail fast before one trial call is let through."
+    )
 
     # Throttling.
     login_account_limit: str = "5/15minutes"
@@ -209,6 +240,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / f'{module}.db'}"
+
+    def service_url(self, module: str) -> str | None:
+        """Where module `module`'s service answers, when it runs apart from this process."""
+        url = getattr(self, f"{module}_url", None)
+        return str(url) if url else None
 
     @property
     def relays_in_process(self) -> bool:

@@ -6,11 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from pydantic import TypeAdapter, with_config
+
 from tienda.carts.store import Owner
 from tienda.carts.wiring import cart_service
+from tienda.platform.http import Refused, Remote, segment
 from tienda.platform.runtime import Platform
+from tienda.platform.schemas import WIRE, Schema
+
+NO_CART = "CART_NOT_FOUND"
+"""Code of the 404 by which `/internal/carts` says the user has no cart (or an empty one)."""
 
 
+@with_config(WIRE)
 @dataclass(frozen=True)
 class CartLine:
     product_id: str
@@ -18,6 +26,7 @@ class CartLine:
     quantity: int
 
 
+@with_config(WIRE)
 @dataclass(frozen=True)
 class CheckoutCart:
     cart_id: str
@@ -56,5 +65,35 @@ class InProcessCartsClient:
         )
 
 
-def in_process_client(platform: Platform) -> InProcessCartsClient:
-    return InProcessCartsClient(platform)
+class TakeOut(Schema):
+    lines: list[CartLine]
+
+
+CART = TypeAdapter(CheckoutCart)
+
+
+class HttpCartsClient:
+    """The carts service's `/internal/carts` routes (carts/internal.py). `cart_of` is a read and
+    retried; `remove_lines` subtracts quantities, so a retry after a lost answer could take
+    out twice what the order holds: it is tried once (the order saga runs its step again)."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+
+    async def cart_of(self, user_id: str) -> CheckoutCart | None:
+        try:
+            response = await self.remote.call("GET", f"/internal/carts/{segment(user_id)}", idempotent=True)
+        except Refused as refused:
+            if refused.code == NO_CART:
+                return None
+            raise
+        return CART.validate_json(response.content)
+
+    async def remove_lines(self, user_id: str, lines: list[CartLine]) -> None:
+        body = TakeOut(lines=lines).model_dump_json(by_alias=True).encode()
+        await self.remote.call("POST", f"/internal/carts/{segment(user_id)}/take-out", body=body, idempotent=False)
+
+
+def carts_client(platform: Platform) -> CartsClient:
+    """Carts as this process reaches them: in process, or over HTTP."""
+    return platform.client("carts", in_process=InProcessCartsClient, http=HttpCartsClient)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tienda.carts import api
+from tienda.carts import api, internal
 from tienda.carts.models import OUTBOX, Base
 from tienda.carts.wiring import cart_jobs
 from tienda.platform.modules import ModuleSpec
@@ -13,5 +13,6 @@ MODULE = ModuleSpec(
     outbox=OUTBOX,
     migrations="tienda.carts:migrations",
     routers=(api.router,),
+    root_routers=(internal.router,),
     jobs=cart_jobs,
 )

@@ -8,8 +8,8 @@ from tienda.carts.redis_store import RedisCartStore
 from tienda.carts.repository import SqlCartStore
 from tienda.carts.service import CartService
 from tienda.carts.store import CartStore
-from tienda.catalog.client import in_process_client as catalog_client
-from tienda.inventory.client import in_process_client as inventory_client
+from tienda.catalog.client import catalog_client
+from tienda.inventory.client import inventory_client
 from tienda.platform.jobs import Job
 from tienda.platform.runtime import Platform
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Protocol
+
+from pydantic import TypeAdapter, with_config
 
 from tienda.catalog.service import CatalogService
 from tienda.catalog.wiring import catalog_service
 from tienda.platform.db import Database
+from tienda.platform.http import Remote
+from tienda.platform.money import WireAmount
 from tienda.platform.runtime import Platform
+from tienda.platform.schemas import WIRE, Schema
 
 
+@with_config(WIRE)
 @dataclass(frozen=True)
 class CategoryInfo:
     category_id: str
@@ -22,14 +27,16 @@ class CategoryInfo:
     parent_id: str | None
 
 
+@with_config(WIRE)
 @dataclass(frozen=True)
 class VariantInfo:
     variant_id: str
     sku: str | None
     attributes: dict[str, str]
-    price: Decimal
+    price: WireAmount
 
 
+@with_config(WIRE)
 @dataclass(frozen=True)
 class ProductInfo:
     """A product as it is now, as a buyer's cart or order needs it."""
@@ -37,7 +44,7 @@ class ProductInfo:
     product_id: str
     name: str
     sku: str | None
-    price: Decimal
+    price: WireAmount
     currency: str
     category_id: str | None
     image: str | None
@@ -90,11 +97,16 @@ class InProcessCatalogClient:
     async def published_products(self, *, batch_size: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
         after = 0
         while True:
-            async with self.db.reader() as uow:
-                reads, after = await self.service.published_products(uow, after=after, limit=batch_size)
-            if not reads:
+            batch, after = await self.published_page(after=after, limit=batch_size)
+            if not batch:
                 return
-            yield [r.model_dump(mode="json", by_alias=True) for r in reads]
+            yield batch
+
+    async def published_page(self, *, after: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """One batch of `published_products` from storage position `after`, and the next position."""
+        async with self.db.reader() as uow:
+            reads, after = await self.service.published_products(uow, after=after, limit=limit)
+        return [r.model_dump(mode="json", by_alias=True) for r in reads], after
 
     async def products(self, product_ids: list[str]) -> dict[str, ProductInfo]:
         reads = await self.service.current_products(self.db, product_ids=product_ids)
@@ -119,7 +131,56 @@ class InProcessCatalogClient:
         }
 
 
-def in_process_client(platform: Platform) -> InProcessCatalogClient:
-    """The catalog of this process (resolved on each call, so a process that builds the
-    client before, or without, the catalog module still starts)."""
-    return InProcessCatalogClient(platform)
+class ProductLookup(Schema):
+    product_ids: list[str]
+
+
+class PublishedPage(Schema):
+    items: list[dict[str, Any]]
+    next: str | None
+    """Where the next page starts (an opaque cursor); None after the last."""
+
+
+CATEGORIES = TypeAdapter(list[CategoryInfo])
+PRODUCTS = TypeAdapter(list[ProductInfo])
+
+
+class HttpCatalogClient:
+    """The catalog service's `/internal/catalog` routes (catalog/internal.py). Every call is a
+    read, so every call is retried."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+
+    async def categories(self) -> list[CategoryInfo]:
+        response = await self.remote.call("GET", "/internal/catalog/categories", idempotent=True)
+        return CATEGORIES.validate_json(response.content)
+
+    async def published_products(self, *, batch_size: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"size": batch_size}
+            if cursor is not None:
+                params["after"] = cursor
+            response = await self.remote.call(
+                "GET", "/internal/catalog/published-products", params=params, idempotent=True
+            )
+            page = PublishedPage.model_validate_json(response.content)
+            if page.items:
+                yield page.items
+            if page.next is None or not page.items:
+                return
+            cursor = page.next
+
+    async def products(self, product_ids: list[str]) -> dict[str, ProductInfo]:
+        if not product_ids:
+            return {}
+        body = ProductLookup(product_ids=product_ids).model_dump_json(by_alias=True).encode()
+        response = await self.remote.call("POST", "/internal/catalog/products/lookup", body=body, idempotent=True)
+        return {p.product_id: p for p in PRODUCTS.validate_json(response.content)}
+
+
+def catalog_client(platform: Platform) -> CatalogClient:
+    """The catalog as this process reaches it: in process (resolved on each call, so a process
+    that builds the client before the catalog module's service still starts), or over HTTP."""
+    return platform.client("catalog", in_process=InProcessCatalogClient, http=HttpCatalogClient)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tienda.catalog import api, stock
+from tienda.catalog import api, internal, stock
 from tienda.catalog.models import OUTBOX, Base
 from tienda.catalog.service import TOMBSTONE, product_cache_key
 from tienda.catalog.wiring import catalog_service
@@ -15,7 +15,7 @@ MODULE = ModuleSpec(
     outbox=OUTBOX,
     migrations="tienda.catalog:migrations",
     routers=(api.products, api.categories),
-    root_routers=(api.media,),
+    root_routers=(api.media, internal.router),
     # The public product detail is kept in the cache whole (see CatalogService.public_product).
     cached_reads=(
         CachedRead(

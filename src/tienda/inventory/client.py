@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+from pydantic import Field, TypeAdapter, with_config
+
 from tienda.inventory import repository
 from tienda.inventory.errors import ConcurrentChange, InsufficientStock, ReservationClosed, ReservationNotFound
 from tienda.inventory.models import NO_VARIANT
@@ -15,11 +17,18 @@ from tienda.inventory.schemas import ItemIn, ReservationRead
 from tienda.inventory.service import InventoryService
 from tienda.inventory.wiring import inventory_service
 from tienda.platform.db import UnitOfWork
+from tienda.platform.http import Refused, Remote, segment
 from tienda.platform.runtime import Platform
+from tienda.platform.schemas import WIRE, Schema
 
 T = TypeVar("T")
 
+STOCK_SHORT = "INSUFFICIENT_STOCK"
+STOCK_GONE = "STOCK_GONE"
+"""Codes of the 409s by which `/internal/inventory` says `StockShort` and `StockGone`."""
 
+
+@with_config(WIRE)
 @dataclass(frozen=True)
 class StockLine:
     product_id: str
@@ -137,5 +146,75 @@ class InProcessInventoryClient:
         raise AssertionError("unreachable")
 
 
-def in_process_client(platform: Platform) -> InProcessInventoryClient:
-    return InProcessInventoryClient(platform)
+class StockQuery(Schema):
+    product_ids: list[str]
+
+
+@with_config(WIRE)
+@dataclass(frozen=True)
+class StockLevel:
+    product_id: str
+    variant_id: str | None
+    available: int
+
+
+class Reserve(Schema):
+    lines: list[StockLine] = Field(min_length=1)
+    ttl_seconds: float = Field(gt=0)
+
+
+class Held(Schema):
+    expires_at: datetime
+
+
+LEVELS = TypeAdapter(list[StockLevel])
+
+
+class HttpInventoryClient:
+    """The inventory service's `/internal/inventory` routes (inventory/internal.py). Every call
+    is retried: `available` reads, and the others are idempotent by order id (a reservation
+    asked for again is the same hold; a release, commit or give-back done is not done twice)."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+
+    async def available(self, product_ids: list[str]) -> dict[StockKey, int]:
+        if not product_ids:
+            return {}
+        body = StockQuery(product_ids=product_ids).model_dump_json(by_alias=True).encode()
+        response = await self.remote.call("POST", "/internal/inventory/available", body=body, idempotent=True)
+        return {(x.product_id, x.variant_id): x.available for x in LEVELS.validate_json(response.content)}
+
+    async def reserve(self, order_id: str, lines: list[StockLine], *, ttl: timedelta) -> datetime:
+        body = Reserve(lines=lines, ttl_seconds=ttl.total_seconds()).model_dump_json(by_alias=True).encode()
+        try:
+            response = await self.remote.call("POST", self._path(order_id), body=body, idempotent=True)
+        except Refused as refused:
+            if refused.code == STOCK_SHORT:
+                raise StockShort([Shortage(d.field or "", d.message) for d in refused.details or []]) from refused
+            raise
+        return Held.model_validate_json(response.content).expires_at
+
+    async def release(self, order_id: str) -> None:
+        await self.remote.call("POST", self._path(order_id, "release"), idempotent=True)
+
+    async def commit(self, order_id: str) -> None:
+        try:
+            await self.remote.call("POST", self._path(order_id, "commit"), idempotent=True)
+        except Refused as refused:
+            if refused.code == STOCK_GONE:
+                raise StockGone(order_id) from refused
+            raise
+
+    async def give_back(self, order_id: str) -> None:
+        await self.remote.call("POST", self._path(order_id, "give-back"), idempotent=True)
+
+    @staticmethod
+    def _path(order_id: str, action: str | None = None) -> str:
+        path = f"/internal/inventory/reservations/{segment(order_id)}"
+        return f"{path}/{action}" if action else path
+
+
+def inventory_client(platform: Platform) -> InventoryClient:
+    """Inventory as this process reaches it: in process, or over HTTP."""
+    return platform.client("inventory", in_process=InProcessInventoryClient, http=HttpInventoryClient)

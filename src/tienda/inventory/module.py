@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tienda.inventory import api
+from tienda.inventory import api, internal
 from tienda.inventory.models import OUTBOX, Base
 from tienda.inventory.wiring import inventory_jobs
 from tienda.platform.modules import ModuleSpec
@@ -13,5 +13,6 @@ MODULE = ModuleSpec(
     outbox=OUTBOX,
     migrations="tienda.inventory:migrations",
     routers=(api.router,),
+    root_routers=(internal.router,),
     jobs=inventory_jobs,
 )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tienda.catalog.client import in_process_client as catalog_client
+from tienda.catalog.client import catalog_client
 from tienda.notifications.service import NotificationService
 from tienda.notifications.sms import sms_sender
 from tienda.platform.jobs import Job
 from tienda.platform.runtime import Platform
-from tienda.users.client import InProcessUsersClient
+from tienda.users.client import users_client
 
 
 def notification_service(platform: Platform) -> NotificationService:
@@ -15,8 +15,8 @@ def notification_service(platform: Platform) -> NotificationService:
         s = p.settings
         return NotificationService(
             db=p.db("notifications"),
-            users=InProcessUsersClient(p.db("users")),
-            catalog=catalog_client(p) if "catalog" in p.databases else None,
+            users=users_client(p),
+            catalog=catalog_client(p) if p.reaches("catalog") else None,
             mailer=p.mailer,
             sms=sms_sender(s),
             clock=p.clock,

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tienda.carts.client import in_process_client as carts_client
-from tienda.catalog.client import in_process_client as catalog_client
-from tienda.inventory.client import in_process_client as inventory_client
+from tienda.carts.client import carts_client
+from tienda.catalog.client import catalog_client
+from tienda.inventory.client import inventory_client
 from tienda.orders.checkout import Checkout
 from tienda.orders.coupons import CouponService
 from tienda.orders.domain import ShippingTerms
 from tienda.orders.saga import Saga
 from tienda.orders.service import OrderService
-from tienda.payments.client import in_process_client as payments_client
+from tienda.payments.client import payments_client
 from tienda.platform.events import Consumer
 from tienda.platform.jobs import Job
 from tienda.platform.runtime import Platform
-from tienda.users.client import InProcessUsersClient
+from tienda.users.client import users_client
 
 
 def coupon_service(platform: Platform) -> CouponService:
@@ -45,7 +45,7 @@ def checkout(platform: Platform) -> Checkout:
             db=p.db("orders"),
             carts=carts_client(p),
             catalog=catalog_client(p),
-            users=InProcessUsersClient(p.db("users")),
+            users=users_client(p),
             saga=saga(p),
             coupons=coupon_service(p),
             clock=p.clock,

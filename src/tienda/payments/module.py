@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tienda.payments import api
+from tienda.payments import api, internal
 from tienda.payments.models import OUTBOX, Base
 from tienda.payments.wiring import payment_jobs
 from tienda.platform.modules import ModuleSpec
@@ -13,5 +13,6 @@ MODULE = ModuleSpec(
     outbox=OUTBOX,
     migrations="tienda.payments:migrations",
     routers=(api.payments,),
+    root_routers=(internal.router,),
     jobs=payment_jobs,
 )

@@ -220,6 +220,13 @@ async def service_principal(principal: Annotated[Principal, Depends(current_prin
     return principal
 
 
+async def internal_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """`/internal/...` routes answer services only: not even an admin's token passes."""
+    if principal.role is not Role.SERVICE:
+        raise Forbidden("Only services may call internal routes", code="SERVICE_ONLY")
+    return principal
+
+
 async def self_or_admin(userId: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """A user reaches only their own resources; anyone else's look absent (404), admins reach all."""
     if not principal.can_act_for(userId):
@@ -231,4 +238,5 @@ OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(admin_principal)]
 Service = Annotated[Principal, Depends(service_principal)]
+InternalCaller = Annotated[Principal, Depends(internal_principal)]
 SelfOrAdmin = Annotated[Principal, Depends(self_or_admin)]

@@ -27,7 +27,8 @@ class ModuleSpec:
     routers: tuple[APIRouter, ...] = ()
     """Mounted under `/api/v1` and the `/api` alias."""
     root_routers: tuple[APIRouter, ...] = ()
-    """Mounted as they are, at the root (e.g. `/media/...` files served back)."""
+    """Mounted as they are, at the root (e.g. `/media/...` files served back, and the module's
+    `/internal/<module>/...` routes other services call: see `web.internal_router`)."""
     cached_reads: tuple[CachedRead, ...] = ()
     """Public GET routes answered straight from the cache when their entry is there."""
     consumers: Callable[[Platform], Sequence[Consumer]] | None = None

@@ -27,3 +27,12 @@ Amount = Annotated[
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
 """A non-negative amount of money with at most 2 decimals, e.g. 499.00."""
+
+
+WireAmount = Annotated[
+    Decimal,
+    AfterValidator(quantize),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+"""An amount in a client protocol's dataclass: a JSON number between services, read back as a
+2-place Decimal (any sign)."""

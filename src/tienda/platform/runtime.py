@@ -16,6 +16,7 @@ from tienda.platform.cache import Cache, MemoryCache, RedisCache
 from tienda.platform.clock import Clock, SystemClock
 from tienda.platform.db import Database, engine_for
 from tienda.platform.events import EventBus, InProcessBus, OutboxRelay, Subscription
+from tienda.platform.http import Remote, Remotes, RetryPolicy
 from tienda.platform.jobs import JobRunner
 from tienda.platform.mail import FileMailer, Mailer, SmtpMailer
 from tienda.platform.migrations import upgrade
@@ -26,6 +27,8 @@ from tienda.platform.web import Check
 from tienda.settings import Settings
 
 T = TypeVar("T")
+Local = TypeVar("Local")
+Over = TypeVar("Over")
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Platform:
     relay: OutboxRelay
     subscriptions: list[Subscription] = field(default_factory=list)
     redis: Redis | None = None
+    remotes: Remotes | None = None
+    """The other modules' services, for the modules that do not run in this process."""
     services: dict[str, Any] = field(default_factory=dict)
     """The modules' services of this process, each built once, on first use."""
     jobs: JobRunner = field(default_factory=lambda: JobRunner(()))
@@ -120,6 +125,16 @@ class Platform:
             relay=OutboxRelay(list(databases.values()), bus, poll_interval=settings.relay_poll_interval),
             redis=redis,
         )
+        platform.remotes = Remotes(
+            url_of=settings.service_url,
+            caller=",".join(platform.modules) or "tienda",
+            tokens=platform.tokens,
+            clock=clock,
+            timeout=settings.service_timeout_seconds,
+            policy=RetryPolicy(retries=settings.service_retries, backoff=settings.service_retry_backoff_seconds),
+            breaker_failures=settings.service_breaker_failures,
+            breaker_cooldown=settings.service_breaker_cooldown_seconds,
+        )
         platform.jobs = JobRunner([job for spec in modules for job in (spec.jobs(platform) if spec.jobs else ())])
         for spec in modules:
             for consumer in spec.consumers(platform) if spec.consumers else ():
@@ -136,6 +151,21 @@ class Platform:
         if name not in self.services:
             self.services[name] = build(self)
         return cast(T, self.services[name])
+
+    def client(
+        self, module: str, *, in_process: Callable[[Platform], Local], http: Callable[[Remote], Over]
+    ) -> Local | Over:
+        """The client of `module` for this process: `in_process` when the module runs here,
+        else `http`, calling its service at `TIENDA_<MODULE>_URL`. (Returning either lets the
+        caller's annotation check that both implement the module's protocol.)"""
+        if module in self.modules:
+            return in_process(self)
+        assert self.remotes is not None
+        return http(self.remotes.get(module))
+
+    def reaches(self, module: str) -> bool:
+        """Whether `module` runs in this process or its service's URL is known."""
+        return module in self.modules or (self.remotes is not None and self.remotes.configured(module))
 
     async def migrate(self) -> None:
         if any(db.dialect == "sqlite" for db in self.databases.values()):
@@ -160,5 +190,7 @@ class Platform:
         await self.relay.stop()
         await self.bus.close()
         await self.cache.close()
+        if self.remotes is not None:
+            await self.remotes.close()
         for db in self.databases.values():
             await db.dispose()

@@ -27,6 +27,11 @@ def examples(*values: dict[str, Any]) -> dict[str, Any]:
     return {"examples": list(values)}
 
 
+WIRE = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+"""For the dataclasses of a module's client protocol (`@with_config(WIRE)`): camelCase when
+they cross to another service, built and compared as plain dataclasses in process."""
+
+
 class Message(Schema):
     model_config = ConfigDict(json_schema_extra=examples({"message": "Password updated"}))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tienda.platform.auth import internal_principal
 from tienda.platform.errors import AppError, ErrorDetail, envelope
 from tienda.platform.observability import HttpMetrics, get_logger
 
@@ -321,6 +322,14 @@ def install(
 
 
 Check = Callable[[], Awaitable[None]]
+
+
+def internal_router(module: str) -> APIRouter:
+    """The routes other services call `module` on (its client protocol over HTTP):
+    `/internal/<module>/...`, mounted at the root with no `/api` alias (a module lists it in its
+    `root_routers`), left out of the public API document, answering SERVICE tokens only. The
+    gateway never routes to them."""
+    return APIRouter(prefix=f"/internal/{module}", include_in_schema=False, dependencies=[Depends(internal_principal)])
 
 
 def ops_router(

@@ -6,11 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from pydantic import TypeAdapter, with_config
+
 from tienda.platform.db import Database
+from tienda.platform.http import Refused, Remote, segment
+from tienda.platform.runtime import Platform
+from tienda.platform.schemas import WIRE
 from tienda.users import repository
 from tienda.users.models import User
 
+USER_NOT_FOUND = "USER_NOT_FOUND"
+ADDRESS_NOT_FOUND = "ADDRESS_NOT_FOUND"
+"""Codes of the 404s by which `/internal/users` says "None"."""
 
+
+@with_config(WIRE)
 @dataclass(frozen=True)
 class UserInfo:
     user_id: str
@@ -21,6 +31,7 @@ class UserInfo:
     is_active: bool
 
 
+@with_config(WIRE)
 @dataclass(frozen=True)
 class AddressInfo:
     address_id: str
@@ -88,3 +99,45 @@ class InProcessUsersClient:
     async def admins(self) -> list[UserInfo]:
         async with self.db.reader() as uow:
             return [_info(user) for user in await repository.active_admins(uow.session)]
+
+
+USER = TypeAdapter(UserInfo)
+USERS = TypeAdapter(list[UserInfo])
+ADDRESS = TypeAdapter(AddressInfo)
+
+
+class HttpUsersClient:
+    """The users service's `/internal/users` routes (users/internal.py). Every call is a read,
+    so every call is retried."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+
+    async def get_user(self, user_id: str) -> UserInfo | None:
+        try:
+            response = await self.remote.call("GET", f"/internal/users/{segment(user_id)}", idempotent=True)
+        except Refused as refused:
+            if refused.code == USER_NOT_FOUND:
+                return None
+            raise
+        return USER.validate_json(response.content)
+
+    async def get_address(self, user_id: str, address_id: str) -> AddressInfo | None:
+        try:
+            response = await self.remote.call(
+                "GET", f"/internal/users/{segment(user_id)}/addresses/{segment(address_id)}", idempotent=True
+            )
+        except Refused as refused:
+            if refused.code in (USER_NOT_FOUND, ADDRESS_NOT_FOUND):
+                return None
+            raise
+        return ADDRESS.validate_json(response.content)
+
+    async def admins(self) -> list[UserInfo]:
+        response = await self.remote.call("GET", "/internal/users/admins", idempotent=True)
+        return USERS.validate_json(response.content)
+
+
+def users_client(platform: Platform) -> UsersClient:
+    """The users module as this process reaches it: in process, or over HTTP."""
+    return platform.client("users", in_process=lambda p: InProcessUsersClient(p.db("users")), http=HttpUsersClient)

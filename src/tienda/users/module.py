@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tienda.platform.modules import ModuleSpec
-from tienda.users import api
+from tienda.users import api, internal
 from tienda.users.models import OUTBOX, Base
 
 MODULE = ModuleSpec(
@@ -12,4 +12,5 @@ MODULE = ModuleSpec(
     outbox=OUTBOX,
     migrations="tienda.users:migrations",
     routers=(api.router,),
+    root_routers=(internal.router,),
 )
