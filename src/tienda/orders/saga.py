@@ -284,13 +284,20 @@ class Saga:
         """A refund done (ours or one made at the gateway): the order shows it; refunded in
         full, a paid order is REFUNDED."""
         row = await repository.order(uow.session, event.payload["orderId"], for_update=True)
-        if row is None or not self.record_refunds(row, Decimal(event.payload["refundedAmount"])):
-            return
+        if row is not None:
+            await self.refunded(uow, row, Decimal(event.payload["refundedAmount"]))
+
+    async def refunded(self, uow: UnitOfWork, row: Order, refunded_total: Decimal) -> bool:
+        """The order (locked in `uow`) takes the payment's refunded total; refunded in full, a
+        paid order is REFUNDED. Whether anything changed."""
+        if not self.record_refunds(row, refunded_total):
+            return False
         now = self.clock.now()
         row.updated_at = now
         if row.refunded_amount >= row.total_amount and OrderStatus(row.status) in PAID:
             row.status = move(OrderStatus(row.status), OrderStatus.REFUNDED).value
             await uow.publish(events.ORDER_REFUNDED, events.order_payload(row), at=now)
+        return True
 
     async def _carry_on(self, order_id: str) -> None:
         try:

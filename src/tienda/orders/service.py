@@ -122,12 +122,7 @@ class OrderService:
         async with self.db.uow() as uow:
             row = await repository.order(uow.session, order_id, for_update=True)
             assert row is not None
-            if Saga.record_refunds(row, refunded):
-                now = self.clock.now()
-                row.updated_at = now
-                if row.refunded_amount >= row.total_amount and OrderStatus(row.status) in PAID:
-                    row.status = move(OrderStatus(row.status), OrderStatus.REFUNDED).value
-                    await uow.publish(events.ORDER_REFUNDED, events.order_payload(row), at=now)
+            if await self.saga.refunded(uow, row, refunded):
                 await uow.commit()
             return order_read(row)
 
