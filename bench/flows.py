@@ -1,23 +1,110 @@
 """The asyncio load client for multi-step flows (sign in then act, cart then checkout...),
-which wrk's one-request scripts cannot express: `concurrency` tasks share one httpx client
-whose pool keeps that many connections alive, each task runs the flow again and again on
-its own walk through the rows until the time is up."""
+which wrk's one-request scripts cannot express: `concurrency` tasks share one client whose
+pool keeps that many connections alive, each task runs the flow again and again on its own
+walk through the rows until the time is up.
+
+The client is aiohttp's: httpx (the tests' client) spent most of a core at ~110 requests/s
+and became the bottleneck of the shop-day mix. Flows see only `get`/`post` and a response's
+`status_code`, `text`, `content`, `json()` and `elapsed`, which both clients give, so the
+smoke test can still drive a flow through httpx against an app in process."""
 
 from __future__ import annotations
 
 import asyncio
+import json as json_module
 import resource
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
 
+import aiohttp
 import httpx
 
 from bench.measure import Measurement, percentile
 
-Flow = Callable[[httpx.AsyncClient, Sequence[str]], Awaitable[None]]
+
+class FlowResponse(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def elapsed(self) -> timedelta: ...
+
+    def json(self) -> Any: ...
+
+
+class FlowClient(Protocol):
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = ...) -> Any: ...
+
+    async def post(
+        self,
+        url: str,
+        *,
+        json: Any = ...,
+        content: bytes | None = ...,
+        headers: Mapping[str, str] | None = ...,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response as flows read it (what `httpx.Response` also offers)."""
+
+    status_code: int
+    content: bytes
+    elapsed: timedelta
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json_module.loads(self.content)
+
+
+class AiohttpClient:
+    """`FlowClient` on aiohttp: one pooled session, the body read whole, the time taken kept."""
+
+    def __init__(self, base_url: str, concurrency: int) -> None:
+        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, force_close=False)
+        self.session = aiohttp.ClientSession(
+            base_url=base_url, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+        )
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Answer:
+        return await self._send("GET", url, headers=headers)
+
+    async def post(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        return await self._send("POST", url, json=json, data=content, headers=headers)
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> Answer:
+        began = time.perf_counter()
+        async with self.session.request(method, url, **kwargs) as response:
+            body = await response.read()
+        return Answer(response.status, body, timedelta(seconds=time.perf_counter() - began))
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+Flow = Callable[[FlowClient, Sequence[str]], Awaitable[None]]
 """One user journey: given the client and one data row, make its requests; raise FlowFailed."""
 
 
@@ -26,13 +113,22 @@ class FlowFailed(Exception):
         super().__init__(f"{step}: HTTP {status} {body[:200]}")
         self.step = step
         self.status = status
+        try:
+            self.code = str(json_module.loads(body).get("code") or "")
+        except (ValueError, AttributeError):
+            self.code = ""
+
+    @property
+    def kind(self) -> str:
+        """How the run's error counts name it: the step, the status and the envelope's code."""
+        return f"{self.step}_http_{self.status}" + (f"_{self.code}" if self.code else "")
 
 
 _steps: ContextVar[dict[str, list[float]] | None] = ContextVar("bench_flow_steps", default=None)
 """Each step's latencies (seconds) in the running flow measurement, by step name."""
 
 
-def expect(response: httpx.Response, step: str, status: int = 200) -> Any:
+def expect(response: FlowResponse, step: str, status: int = 200) -> Any:
     """The response's JSON body if it has the expected status, else FlowFailed. Its latency
     counts toward the step's percentiles."""
     collector = _steps.get()
@@ -44,7 +140,7 @@ def expect(response: httpx.Response, step: str, status: int = 200) -> Any:
 
 
 async def run_flow(
-    client: httpx.AsyncClient,
+    client: FlowClient,
     flow: Flow,
     rows: Sequence[Sequence[str]],
     *,
@@ -59,18 +155,22 @@ async def run_flow(
     latencies: list[float] = []
     errors: Counter[str] = Counter()
 
-    async def worker(start: int) -> None:
-        index = start
+    async def worker(k: int) -> None:
+        # Task k cycles over rows k, k + concurrency, ...: a row (a buyer) is never in two
+        # flows at once, as one shopper does one thing at a time (two checkouts of one cart at
+        # once would empty it under each other). Fewer rows than tasks: they share.
+        mine = rows[k::concurrency] or rows
+        index = 0
         while loop.time() < deadline:
-            row = rows[index % len(rows)]
+            row = mine[index % len(mine)]
             index += 1
             began = time.perf_counter()
             try:
                 await flow(client, row)
             except FlowFailed as exc:
-                errors[f"{exc.step}_http_{exc.status}"] += 1
+                errors[exc.kind] += 1
                 continue
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
                 errors[type(exc).__name__] += 1
                 continue
             latencies.append(time.perf_counter() - began)
@@ -80,7 +180,7 @@ async def run_flow(
     cpu_before = _own_cpu()
     began = time.perf_counter()
     try:
-        await asyncio.gather(*(worker(k * len(rows) // concurrency) for k in range(concurrency)))
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
     finally:
         _steps.reset(token)
     elapsed = time.perf_counter() - began
@@ -108,18 +208,16 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def new_client(base_url: str, concurrency: int) -> httpx.AsyncClient:
-    """One pooled client: connections are reused across flows, as a browser would."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(30.0))
-
-
 def run(base_url: str, flow: Flow, rows: Sequence[Sequence[str]], *, concurrency: int, duration: float) -> Measurement:
     """Blocking entry for the harness: a fresh event loop (uvloop when installed) and client."""
 
     async def main() -> Measurement:
-        async with new_client(base_url, concurrency) as client:
+        # One pooled client: connections are reused across flows, as a browser would.
+        client = AiohttpClient(base_url, concurrency)
+        try:
             return await run_flow(client, flow, rows, concurrency=concurrency, duration=duration)
+        finally:
+            await client.close()
 
     try:
         import uvloop

@@ -17,10 +17,9 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
-import httpx
 from sqlalchemy import func, insert, select
 
-from bench.flows import expect
+from bench.flows import FlowClient, expect
 from bench.scenario import BenchModule, LoadContext, Scenario, Target
 from bench.scenarios.carts import STOCK, _first_variants
 from tienda.inventory.models import OUTBOX as INVENTORY_OUTBOX
@@ -89,7 +88,7 @@ def _rows(target: Target) -> list[tuple[str, str, str, str]]:
     ]
 
 
-async def checkout(client: httpx.AsyncClient, row: Sequence[str]) -> None:
+async def checkout(client: FlowClient, row: Sequence[str]) -> None:
     token, address_id, product_id, variant_id = row
     auth = {"Authorization": f"Bearer {token}"}
     expect(

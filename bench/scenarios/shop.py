@@ -9,9 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-import httpx
-
-from bench.flows import expect
+from bench.flows import FlowClient, expect
 from bench.scenario import BenchModule, LoadContext, Scenario, Target
 from bench.scenarios import orders
 from bench.scenarios.catalog import LISTINGS
@@ -41,7 +39,7 @@ def _rows(target: Target) -> list[tuple[str, ...]]:
     return rows
 
 
-async def shop_day(client: httpx.AsyncClient, row: Sequence[str]) -> None:
+async def shop_day(client: FlowClient, row: Sequence[str]) -> None:
     action, path, token, address_id, product_id, variant_id = row
     if action in ("product", "listing", "search"):
         expect(await client.get(path), action)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
-
 from bench.data import load_users, production_hash
-from bench.flows import expect
+from bench.flows import FlowClient, expect
 from bench.scenario import BenchModule, LoadContext, Scenario, Target
 
 
@@ -23,7 +21,7 @@ def _profiles(target: Target) -> list[tuple[str, str]]:
     return [(u.user_id, target.token_for(u.user_id)) for u in target.sample()]
 
 
-async def session_flow(client: httpx.AsyncClient, row: Sequence[str]) -> None:
+async def session_flow(client: FlowClient, row: Sequence[str]) -> None:
     """Sign in, read one's profile with the new token, rotate the refresh token."""
     email, password = row
     tokens = expect(await client.post("/api/v1/users/login", json={"email": email, "password": password}), "login")

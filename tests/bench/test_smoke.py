@@ -152,8 +152,8 @@ class TestAsyncioClient:
         assert m.requests > 0
         assert m.errors > 0
         # The wrong password fails, and after five failures the account is throttled.
-        assert "login_http_401" in m.error_kinds
-        assert set(m.error_kinds) <= {"login_http_401", "login_http_429"}
+        assert m.error_kinds["login_http_401_INVALID_CREDENTIALS"] == 5
+        assert set(m.error_kinds) == {"login_http_401_INVALID_CREDENTIALS", "login_http_429_RATE_LIMITED"}
 
 
 class TestLoader:

@@ -18,17 +18,14 @@ payment gateway's webhooks would; what is stored is read from the services' own 
    Nothing is lost or applied twice: one `order.confirmed`, one captured payment and one
    confirmation e-mail per order, stock + sold = initial, every outbox relayed, no dead letter.
 
-`TIENDA_E2E_MEASURE=1` also measures the split deployment's checkout throughput (off by
-default): N buyers (`TIENDA_E2E_BUYERS`, 20) check out through the gateway for
-`TIENDA_E2E_SECONDS` (10) seconds, each from its own loopback address (nginx limits requests
-per client IP, as it should with real buyers).
+The split deployment's checkout throughput is measured by `python -m tests.e2e.measure_split`
+(not a test: a measurement asserts nothing about time).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import time
 import uuid
@@ -55,7 +52,6 @@ pytestmark = pytest.mark.slow
 
 WEBHOOK = "/api/v1/payments/webhook"
 HOME = {"label": "home", "line1": "12 MG Road", "city": "Bengaluru", "postalCode": "560001", "country": "IN"}
-MEASURE = os.environ.get("TIENDA_E2E_MEASURE", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="module")
@@ -379,58 +375,3 @@ async def _scenario(split: SplitDeployment, clients: Clients, stored: Stored) ->
 
 async def _equals(value: Awaitable[Any], expected: Any) -> bool:
     return await value == expected
-
-
-# -- the split deployment's checkout throughput (opt-in) -----------------------------------------
-
-
-@pytest.mark.skipif(not MEASURE, reason="measures throughput: set TIENDA_E2E_MEASURE=1")
-async def test_measure_checkout_throughput(split: SplitDeployment) -> None:
-    buyers_count = int(os.environ.get("TIENDA_E2E_BUYERS", "20"))
-    seconds = float(os.environ.get("TIENDA_E2E_SECONDS", "10"))
-    with split.logs_on_failure():
-        async with Clients(split.gateway) as clients:
-            admin_client = await clients.new()
-            admin = await login(admin_client, ADMIN_EMAIL, ADMIN_PASSWORD)
-            products = [await product_for_sale(admin_client, admin, f"Bench Tee {n}", 100_000) for n in range(4)]
-            own = [await clients.new() for _ in range(buyers_count)]
-            buyers = await asyncio.gather(
-                *(new_buyer(client, f"bench{n}@split.example.com") for n, client in enumerate(own))
-            )
-            hooks = [await clients.new() for _ in buyers]
-            done: list[tuple[Buyer, str, float]] = []
-            errors: dict[str, int] = {}
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            deadline = start + seconds
-
-            async def shop(n: int, who: Buyer) -> None:
-                while loop.time() < deadline:
-                    try:
-                        await fill_cart(who, products[n % len(products)], 1)
-                        order = ok(await place(who, uuid.uuid4().hex), 201)
-                        answer = ok(await deliver(hooks[n], split.sandbox_secret, captured(order)))
-                        assert answer["outcome"] == "CAPTURED", answer
-                        done.append((who, order["orderId"], loop.time()))
-                    except AssertionError as exc:
-                        first = str(exc).splitlines()[0][:120]
-                        errors[first] = errors.get(first, 0) + 1
-
-            await asyncio.gather(*(shop(n, who) for n, who in enumerate(buyers)))
-            flows_end = loop.time()
-
-            async def all_confirmed() -> bool:
-                statuses = await asyncio.gather(*(order_of(who, order_id) for who, order_id, _ in done))
-                return all(s["status"] == "CONFIRMED" for s in statuses)
-
-            await eventually(all_confirmed, "every paid order confirmed", within=120)
-            confirmed_end = loop.time()
-    flows = len(done)
-    print(
-        f"\nsplit deployment checkout, {buyers_count} buyers through nginx for {seconds:.0f}s: "
-        f"{flows} checkouts = {flows / (flows_end - start):.1f}/s paid; all {flows} CONFIRMED "
-        f"{confirmed_end - flows_end:.1f}s after the last payment "
-        f"({flows / (confirmed_end - start):.1f}/s confirmed); errors: {errors or 'none'}"
-    )
-    assert flows > 0
-    assert not errors
