@@ -10,6 +10,7 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from tienda.catalog.seed import StockItem, count_products, seed_catalog
 from tienda.inventory.seed import seed_stock
 from tienda.orders.seed import seed_coupons
 from tienda.platform.auth import Role
+from tienda.platform.http import UpstreamUnavailable
 from tienda.platform.migrations import make_revision
 from tienda.platform.runtime import Platform
 from tienda.search.wiring import search_service
@@ -240,7 +242,7 @@ def worker(
     async def main() -> None:
         try:
             if "search" in platform.modules:
-                await search_service(platform).ensure_index()
+                await _when_reachable(search_service(platform).ensure_index, "the catalog service (to build the index)")
             await platform.start_consumers()
             platform.jobs.start()
             broker = "RabbitMQ" if settings.broker_url else "in-process"
@@ -251,6 +253,20 @@ def worker(
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(main())
+
+
+async def _when_reachable(work: Callable[[], Awaitable[object]], what: str) -> None:
+    """Runs `work` until another service it needs answers: a worker started before that
+    service (in any order, as compose and Kubernetes start them) waits instead of exiting."""
+    delay = 1.0
+    while True:
+        try:
+            await work()
+            return
+        except UpstreamUnavailable as exc:
+            typer.echo(f"Waiting {delay:.0f}s for {what}: {exc.message}", err=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 @app.command()

@@ -4,6 +4,7 @@ searches and suggestions (cached per index version)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import threading
@@ -115,9 +116,11 @@ class SearchService:
                 await asyncio.to_thread(batches.put, batch)
         except BaseException:
             aborted.set()
-            raise
-        finally:
             batches.put(None)
+            with contextlib.suppress(Exception):  # the builder stops on `aborted`; what failed is ours
+                await builder
+            raise
+        batches.put(None)
         return await builder
 
     async def _locked(self, work: Callable[[], T]) -> T:
