@@ -75,8 +75,13 @@ class Answer:
 class AiohttpClient:
     """`FlowClient` on aiohttp: one pooled session, the body read whole, the time taken kept."""
 
-    def __init__(self, base_url: str, concurrency: int) -> None:
-        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, force_close=False)
+    def __init__(self, base_url: str, concurrency: int, *, local_address: str | None = None) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=concurrency,
+            limit_per_host=concurrency,
+            force_close=False,
+            local_addr=(local_address, 0) if local_address else None,
+        )
         self.session = aiohttp.ClientSession(
             base_url=base_url, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
         )
@@ -140,16 +145,18 @@ def expect(response: FlowResponse, step: str, status: int = 200) -> Any:
 
 
 async def run_flow(
-    client: FlowClient,
+    clients: Sequence[FlowClient],
     flow: Flow,
     rows: Sequence[Sequence[str]],
     *,
     concurrency: int,
     duration: float,
 ) -> Measurement:
-    """Runs `flow` for `duration` seconds with `concurrency` tasks; latency is per whole flow."""
-    if not rows:
-        raise ValueError("a flow needs at least one data row")
+    """Runs `flow` for `duration` seconds with `concurrency` tasks; latency is per whole flow.
+    Task k sends through `clients[k % len(clients)]`: one shared pooled client, or one per
+    buyer when each must come from its own address (a gateway that limits per client IP)."""
+    if not rows or not clients:
+        raise ValueError("a flow needs at least one data row and one client")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration
     latencies: list[float] = []
@@ -160,6 +167,7 @@ async def run_flow(
         # flows at once, as one shopper does one thing at a time (two checkouts of one cart at
         # once would empty it under each other). Fewer rows than tasks: they share.
         mine = rows[k::concurrency] or rows
+        client = clients[k % len(clients)]
         index = 0
         while loop.time() < deadline:
             row = mine[index % len(mine)]
@@ -215,15 +223,20 @@ def run(base_url: str, flow: Flow, rows: Sequence[Sequence[str]], *, concurrency
         # One pooled client: connections are reused across flows, as a browser would.
         client = AiohttpClient(base_url, concurrency)
         try:
-            return await run_flow(client, flow, rows, concurrency=concurrency, duration=duration)
+            return await run_flow([client], flow, rows, concurrency=concurrency, duration=duration)
         finally:
             await client.close()
 
+    with runner() as loop_runner:
+        return loop_runner.run(main())
+
+
+def runner() -> asyncio.Runner:
+    """An event loop for a measurement: uvloop's when installed, as the servers run."""
     try:
         import uvloop
 
         factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())
+    return asyncio.Runner(loop_factory=factory)

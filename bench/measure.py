@@ -135,8 +135,20 @@ class CpuWatch:
 
     WATCHED = ("postgres", "redis-server")
 
-    def __init__(self, server_root: int | None, *, interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        server_root: int | None,
+        *,
+        worker_root: int | None = None,
+        skip_root: bool = False,
+        interval: float = 0.25,
+    ) -> None:
+        """`server_root`: the process whose tree is the server (without the root itself when
+        `skip_root`: the harness, whose children are the deployment); `worker_root`: the
+        `tienda worker` beside it, counted apart."""
         self.root = server_root
+        self.worker_root = worker_root
+        self.skip_root = skip_root
         self._began = time.perf_counter()
         self._busy = _machine_busy_seconds()
         self._first = _processes()
@@ -161,9 +173,12 @@ class CpuWatch:
 
         report: dict[str, Any] = {"machine": round(100 * (_machine_busy_seconds() - self._busy) / wall, 1)}
         if self.root is not None:
-            workers = sorted((used(pid) for pid in _tree(self.root, self._last)), reverse=True)
+            tree = [pid for pid in _tree(self.root, self._last) if not (self.skip_root and pid == self.root)]
+            workers = sorted((used(pid) for pid in tree), reverse=True)
             report["server"] = round(sum(workers), 1)
             report["server_processes"] = [round(w, 1) for w in workers]
+        if self.worker_root is not None:
+            report["worker"] = round(sum(used(pid) for pid in _tree(self.worker_root, self._last)), 1)
         for name in self.WATCHED:
             report[name] = round(sum(used(pid) for pid, (comm, _, _) in self._last.items() if comm == name), 1)
         return report

@@ -13,13 +13,14 @@ from typing import Any
 
 from bench.measure import Measurement
 
+MAX_PROCESSES_SHOWN = 4
 NO_SERVER = "-"
 """The server column of ceilings that do not go through HTTP (pgbench, redis-benchmark)."""
 
 
 HEAD = [
     "scenario", "server", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "vs ceiling",
-    "load CPU%", "server CPU% (per process)", "pg CPU%", "redis CPU%", "other CPU%",
+    "load CPU%", "server CPU% (per process)", "worker CPU%", "pg CPU%", "redis CPU%", "other CPU%",
 ]  # fmt: skip
 
 
@@ -61,7 +62,7 @@ class Row:
         cpu = dict(cpu or {})
         if "machine" in cpu:
             # What no known party used: another program's work makes the figures noisy.
-            known = (m.tool_cpu_pct or 0) + sum(cpu.get(k, 0) for k in ("server", "postgres", "redis-server"))
+            known = (m.tool_cpu_pct or 0) + sum(cpu.get(k, 0) for k in ("server", "worker", "postgres", "redis-server"))
             cpu["other"] = round(max(0.0, cpu["machine"] - known), 1)
         return cls(
             name=name,
@@ -154,6 +155,7 @@ def table(rows: Iterable[Row]) -> str:
                 versus,
                 _num(r.load_cpu_pct, 0) + f" {r.tool}",
                 _server_cpu(r),
+                _num(r.cpu.get("worker"), 0),
                 _num(r.cpu.get("postgres"), 0),
                 _num(r.cpu.get("redis-server"), 0),
                 _num(r.cpu.get("other"), 0),
@@ -214,6 +216,8 @@ def _server_cpu(row: Row) -> str:
     if row.server_cpu_pct is None:
         return "-"
     parts = [f"{p:.0f}" for p in row.cpu.get("server_processes", []) if p >= 0.5]
+    if len(parts) > MAX_PROCESSES_SHOWN:  # the split deployment: the busiest few
+        parts = [*parts[:MAX_PROCESSES_SHOWN], "..."]
     return f"{row.server_cpu_pct:.0f}" + (f" ({'+'.join(parts)})" if len(parts) > 1 else "")
 
 

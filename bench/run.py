@@ -25,7 +25,7 @@ from typing import Any
 
 from redis import Redis
 
-from bench import ceilings, data, flows, results, scenarios, wrk
+from bench import ceilings, data, flows, results, scenarios, split, wrk
 from bench.measure import CpuWatch, Measurement, machine_busy_pct
 from bench.results import NO_SERVER, Row
 from bench.scenario import LoadContext, Scenario, Target
@@ -52,6 +52,8 @@ class Config:
     workers: int
     threads: int
     scenarios: tuple[Scenario, ...]
+    split: bool
+    """Also measure `split_checkout` on the split deployment (bench/split.py)."""
     postgres_url: str
     redis_url: str
     broker_url: str
@@ -87,6 +89,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def config_of(args: argparse.Namespace) -> Config:
+    names = [name for name in args.scenario or () if name != split.NAME]
     return Config(
         quick=args.quick,
         users=args.users or (1000 if args.quick else 10_000),
@@ -96,7 +99,8 @@ def config_of(args: argparse.Namespace) -> Config:
         servers=SERVERS if args.server == "both" else (args.server,),
         workers=args.workers,
         threads=args.threads,
-        scenarios=scenarios.select(args.scenario),
+        scenarios=scenarios.select(names) if names or not args.scenario else (),
+        split=not args.scenario or split.NAME in args.scenario,
         postgres_url=args.postgres_url,
         redis_url=args.redis_url,
         broker_url=args.broker_url,
@@ -194,7 +198,7 @@ Load = Callable[[int, float], Measurement]
 
 
 def on_server(
-    cfg: Config, server_name: str, settings: Settings, users: Sequence[data.BenchUser], work: Path
+    cfg: Config, server_name: str, settings: Settings, users: Sequence[data.BenchUser], work: Path, worker: Server
 ) -> list[Row]:
     rows: list[Row] = []
     port = free_port()
@@ -209,7 +213,7 @@ def on_server(
 
         for c in cfg.ceiling_concurrencies("hello"):
             hello_load(c, cfg.warmup)
-            m, cpu = _measure(hello, hello_load, c, cfg.duration)
+            m, cpu = _measure(hello, None, hello_load, c, cfg.duration)
             rows.append(_logged(Row.of("hello", server_name, c, "wrk", m, is_ceiling=True, cpu=cpu)))
     port = free_port()
     env = os.environ | app_env(server_name, cfg.workers, work / f"metrics-{server_name}")
@@ -229,18 +233,18 @@ def on_server(
             admin_token=minter.admin(),
         )
         for scenario in cfg.scenarios:
-            rows.extend(_scenario(cfg, shop, scenario, target, work))
+            rows.extend(_scenario(cfg, shop, worker, scenario, target, work))
     return rows
 
 
-def _scenario(cfg: Config, shop: Server, scenario: Scenario, target: Target, work: Path) -> list[Row]:
+def _scenario(cfg: Config, shop: Server, worker: Server, scenario: Scenario, target: Target, work: Path) -> list[Row]:
     data_rows = scenario.rows(target)
     load = _loader(cfg, shop.base_url, scenario, data_rows, data.write_rows(work / f"{scenario.name}.tsv", data_rows))
     concurrencies = cfg.concurrencies(scenario)
     load(max(concurrencies), cfg.warmup)
     rows = []
     for c in concurrencies:
-        m, cpu = _measure(shop, load, c, cfg.duration)
+        m, cpu = _measure(shop, worker, load, c, cfg.duration)
         row = Row.of(scenario.name, target.server, c, scenario.tool, m, ceiling=scenario.ceiling, cpu=cpu)
         rows.append(_logged(row))
     if scenario.check is not None:
@@ -261,9 +265,11 @@ def _loader(cfg: Config, base_url: str, scenario: Scenario, data_rows: Sequence[
     return lambda c, seconds: flows.run(base_url, flow, data_rows, concurrency=c, duration=seconds)
 
 
-def _measure(server: Server | None, load: Load, concurrency: int, seconds: float) -> tuple[Measurement, dict[str, Any]]:
+def _measure(
+    server: Server, worker: Server | None, load: Load, concurrency: int, seconds: float
+) -> tuple[Measurement, dict[str, Any]]:
     """The load's measurement and who used the CPU meanwhile (see CpuWatch)."""
-    watch = CpuWatch(server.proc.pid if server is not None and server.proc is not None else None)
+    watch = CpuWatch(server.pid, worker_root=None if worker is None else worker.pid)
     m = load(concurrency, seconds)
     return m, watch.stop()
 
@@ -277,15 +283,30 @@ def _logged(row: Row) -> Row:
 
 
 def measure_all(cfg: Config, work: Path) -> list[Row]:
-    settings = Settings()
-    users = data.make_users(cfg.users)
-    prepare(cfg, settings, users)
-    rows = machine_ceilings(cfg, work)
-    # Production runs the outbox relay in `tienda worker`, beside the API.
-    with Server([str(BIN / "tienda"), "worker"], port=0, log=work / "worker.log"):
-        for server_name in cfg.servers:
-            say(f"{server_name}: {cfg.workers} workers")
-            rows += on_server(cfg, server_name, settings, users, work)
+    rows: list[Row] = []
+    if cfg.scenarios:
+        settings = Settings()
+        users = data.make_users(cfg.users)
+        prepare(cfg, settings, users)
+        rows += machine_ceilings(cfg, work)
+        # Production runs the outbox relay and the consumers in `tienda worker`, beside the API.
+        with Server([str(BIN / "tienda"), "worker"], port=0, log=work / "worker.log") as worker:
+            for server_name in cfg.servers:
+                say(f"{server_name}: {cfg.workers} workers")
+                rows += on_server(cfg, server_name, settings, users, work, worker)
+    if cfg.split:
+        say("split deployment: every module its own serve and worker process, nginx in front")
+        rows += [
+            _logged(row)
+            for row in split.measure(
+                postgres_url=cfg.postgres_url,
+                redis_url=cfg.redis_url,
+                broker_url=cfg.broker_url,
+                concurrencies=split.CONCURRENCIES[:1] if cfg.quick else split.CONCURRENCIES,
+                duration=cfg.duration,
+                warmup=cfg.warmup,
+            )
+        ]
     return rows
 
 

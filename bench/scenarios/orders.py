@@ -10,16 +10,19 @@ confirmed order."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from bench.flows import FlowClient, expect
+from bench.flows import Flow, FlowClient, expect
 from bench.scenario import BenchModule, LoadContext, Scenario, Target
 from bench.scenarios.carts import STOCK, _first_variants
 from tienda.inventory.models import OUTBOX as INVENTORY_OUTBOX
@@ -88,7 +91,17 @@ def _rows(target: Target) -> list[tuple[str, str, str, str]]:
     ]
 
 
-async def checkout(client: FlowClient, row: Sequence[str]) -> None:
+def checkout_flow(sandbox_secret: str) -> Flow:
+    """The checkout flow against a shop whose sandbox gateway signs with `sandbox_secret`;
+    a row is (bearer token, address id, product id, variant id)."""
+
+    async def checkout(client: FlowClient, row: Sequence[str]) -> None:
+        await _checkout(client, row, sandbox_secret)
+
+    return checkout
+
+
+async def _checkout(client: FlowClient, row: Sequence[str], sandbox_secret: str) -> None:
     token, address_id, product_id, variant_id = row
     auth = {"Authorization": f"Bearer {token}"}
     expect(
@@ -121,7 +134,7 @@ async def checkout(client: FlowClient, row: Sequence[str]) -> None:
             "/api/v1/payments/webhook",
             content=body,
             headers={
-                SIGNATURE_HEADER: sign(SANDBOX_SECRET, body, timestamp=created),
+                SIGNATURE_HEADER: sign(sandbox_secret, body, timestamp=created),
                 "content-type": "application/json",
             },
         ),
@@ -131,29 +144,66 @@ async def checkout(client: FlowClient, row: Sequence[str]) -> None:
         raise ValueError(f"webhook outcome {answer['outcome']}")
 
 
-async def _settled(target: Target, within: float = 120.0) -> list[str]:
-    """Waits for the worker to relay every event; problems if it does not."""
-    deadline = time.monotonic() + within
-    databases = [
-        Database(name, target.database_url, outbox=outbox)
-        for name, outbox in (("orders", ORDERS_OUTBOX), ("payments", PAYMENTS_OUTBOX), ("inventory", INVENTORY_OUTBOX))
-    ]
+checkout = checkout_flow(SANDBOX_SECRET)
+"""The flow of the `checkout` and `shop_day` scenarios (the bench's shop signs with SANDBOX_SECRET)."""
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where the modules the check reads keep their tables: one database in the one-process
+    shop, a database each in the split deployment (bench/split.py)."""
+
+    orders: str
+    payments: str
+    inventory: str
+    notifications: str
+
+    @classmethod
+    def one(cls, url: str) -> Stores:
+        return cls(orders=url, payments=url, inventory=url, notifications=url)
+
+
+@contextlib.asynccontextmanager
+async def _sessions(stores: Stores) -> AsyncIterator[dict[str, AsyncSession]]:
+    """A read-only session on each module's database (one engine per distinct URL)."""
+    urls = {"orders": stores.orders, "payments": stores.payments, "inventory": stores.inventory}
+    urls["notifications"] = stores.notifications
+    engines = {url: create_async_engine(url, pool_size=1, max_overflow=0) for url in set(urls.values())}
     try:
+        async with contextlib.AsyncExitStack() as stack:
+            sessions = {url: await stack.enter_async_context(AsyncSession(engine)) for url, engine in engines.items()}
+            yield {module: sessions[url] for module, url in urls.items()}
+    finally:
+        for engine in engines.values():
+            await engine.dispose()
+
+
+async def _count(session: AsyncSession, query: Select[tuple[int]]) -> int:
+    count = int(await session.scalar(query) or 0)
+    await session.rollback()  # the next read sees what was committed since
+    return count
+
+
+async def _settled(stores: Stores, within: float = 120.0) -> list[str]:
+    """Waits for the workers to relay every event and finish every confirmation; problems if
+    they do not within `within` seconds."""
+    deadline = time.monotonic() + within
+    outboxes = (("orders", ORDERS_OUTBOX), ("payments", PAYMENTS_OUTBOX), ("inventory", INVENTORY_OUTBOX))
+    async with _sessions(stores) as db:
         while True:
             waiting = 0
-            for db in databases:
-                async with db.reader() as uow:
-                    table = db.outbox.outbox
-                    waiting += int(
-                        await uow.session.scalar(select(func.count()).where(table.c.published_at.is_(None))) or 0
-                    )
-            pending = await _count(target, select(func.count()).where(Order.saga_step.in_(("CAPTURED", "SELL"))))
-            pending += await _count(target, select(func.count()).where(Notification.status == "PENDING"))
+            for module, outbox in outboxes:
+                table = outbox.outbox
+                waiting += await _count(db[module], select(func.count()).where(table.c.published_at.is_(None)))
+            orders = db["orders"]
+            pending = await _count(orders, select(func.count()).where(Order.saga_step.in_(("CAPTURED", "SELL"))))
+            mails = db["notifications"]
+            pending += await _count(mails, select(func.count()).where(Notification.status == "PENDING"))
             # Events published may still wait in the broker's queues: every confirmed order's e-mail must exist.
             pending += max(
                 0,
-                await _count(target, select(func.count()).where(Order.status == "CONFIRMED"))
-                - await _count(target, select(func.count()).where(Notification.type == "ORDER_CONFIRMATION")),
+                await _count(orders, select(func.count()).where(Order.status == "CONFIRMED"))
+                - await _count(mails, select(func.count()).where(Notification.type == "ORDER_CONFIRMATION")),
             )
             if waiting == 0 and pending == 0:
                 return []
@@ -162,71 +212,52 @@ async def _settled(target: Target, within: float = 120.0) -> list[str]:
                     f"{waiting} events unpublished, {pending} orders or e-mails still on their way after {within:.0f}s"
                 ]
             await asyncio.sleep(0.5)
-    finally:
-        for db in databases:
-            await db.dispose()
-
-
-async def _count(target: Target, query: object) -> int:
-    db = Database("orders", target.database_url, outbox=ORDERS_OUTBOX)
-    try:
-        async with db.reader() as uow:
-            return int(await uow.session.scalar(query) or 0)  # type: ignore[call-overload]
-    finally:
-        await db.dispose()
 
 
 async def check(target: Target) -> list[str]:
-    """Stock + sold = initial; one captured payment per confirmed order; every captured
-    payment's order confirmed; one confirmation e-mail per confirmed order."""
-    problems = await _settled(target)
-    db = Database("orders", target.database_url, outbox=ORDERS_OUTBOX)
-    try:
-        async with db.reader() as uow:
-            s = uow.session
-            confirmed = set(
-                await s.scalars(
-                    select(Order.order_id).where(Order.status == "CONFIRMED", Order.payment_method == "PAYMENT_GATEWAY")
-                )
+    """The checks of `consistent` on the one-process shop's database."""
+    return await consistent(Stores.one(target.database_url))
+
+
+async def consistent(stores: Stores, *, stock: int = STOCK) -> list[str]:
+    """Stock + sold = `stock` (every item started with it); one captured payment per
+    confirmed order; every captured payment's order confirmed; one confirmation e-mail per
+    confirmed order. Waits for the workers to settle first."""
+    problems = await _settled(stores)
+    async with _sessions(stores) as db:
+        confirmed = set(
+            await db["orders"].scalars(
+                select(Order.order_id).where(Order.status == "CONFIRMED", Order.payment_method == "PAYMENT_GATEWAY")
             )
-            captured = list(await s.scalars(select(Payment.order_id).where(Payment.status == "CAPTURED")))
-            payments_per_order = {
-                str(o): int(n)
-                for o, n in (await s.execute(select(Payment.order_id, func.count()).group_by(Payment.order_id))).all()
-            }
-            stock_rows = (
-                await s.execute(
-                    select(StockItem.product_id, StockItem.variant_id, StockItem.stock_count, StockItem.reserved_count)
-                )
+        )
+        payments = db["payments"]
+        captured = list(await payments.scalars(select(Payment.order_id).where(Payment.status == "CAPTURED")))
+        payments_per_order = {
+            str(o): int(n)
+            for o, n in (
+                await payments.execute(select(Payment.order_id, func.count()).group_by(Payment.order_id))
             ).all()
-            committed = {
-                (p, v): int(q)
-                for p, v, q in (
-                    await s.execute(
-                        select(Reservation.product_id, Reservation.variant_id, func.sum(Reservation.quantity))
-                        .where(Reservation.status == "COMMITTED")
-                        .group_by(Reservation.product_id, Reservation.variant_id)
-                    )
-                ).all()
-            }
-            held = {
-                (p, v): int(q)
-                for p, v, q in (
-                    await s.execute(
-                        select(Reservation.product_id, Reservation.variant_id, func.sum(Reservation.quantity))
-                        .where(Reservation.status == "RESERVED")
-                        .group_by(Reservation.product_id, Reservation.variant_id)
-                    )
-                ).all()
-            }
-            mails = int(
-                await s.scalar(
-                    select(func.count()).where(Notification.type == "ORDER_CONFIRMATION", Notification.status == "SENT")
-                )
-                or 0
+        }
+        inventory = db["inventory"]
+        stock_rows = (
+            await inventory.execute(
+                select(StockItem.product_id, StockItem.variant_id, StockItem.stock_count, StockItem.reserved_count)
             )
-    finally:
-        await db.dispose()
+        ).all()
+
+        async def units(status: str) -> dict[tuple[str, str], int]:
+            found = await inventory.execute(
+                select(Reservation.product_id, Reservation.variant_id, func.sum(Reservation.quantity))
+                .where(Reservation.status == status)
+                .group_by(Reservation.product_id, Reservation.variant_id)
+            )
+            return {(p, v): int(q) for p, v, q in found.all()}
+
+        committed, held = await units("COMMITTED"), await units("RESERVED")
+        mails = await _count(
+            db["notifications"],
+            select(func.count()).where(Notification.type == "ORDER_CONFIRMATION", Notification.status == "SENT"),
+        )
     not_confirmed = [o for o in captured if o not in confirmed]
     if not_confirmed:
         problems.append(f"{len(not_confirmed)} captured payments whose order is not CONFIRMED, e.g. {not_confirmed[0]}")
@@ -235,8 +266,8 @@ async def check(target: Target) -> list[str]:
         problems.append(f"{len(doubled)} orders with more than one payment")
     for product_id, variant_id, stock_count, reserved in stock_rows:
         key = (product_id, variant_id)
-        if key in committed and stock_count + committed[key] != STOCK:
-            problems.append(f"{product_id}/{variant_id}: stock {stock_count} + sold {committed[key]} != {STOCK}")
+        if key in committed and stock_count + committed[key] != stock:
+            problems.append(f"{product_id}/{variant_id}: stock {stock_count} + sold {committed[key]} != {stock}")
         if reserved != held.get(key, 0):
             problems.append(f"{product_id}/{variant_id}: reserved {reserved} != held {held.get(key, 0)}")
     if mails != len(confirmed):

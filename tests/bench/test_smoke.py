@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench import ceilings, data, flows, measure, results, scenarios, servers, wrk
+from bench import ceilings, data, flows, measure, results, run, scenarios, servers, wrk
 from tests import backends
 from tests.conftest import Shop, shop_settings
 from tienda.app import ALL_MODULES
@@ -62,6 +62,22 @@ class TestRegistry:
         assert scenarios.select(None) == scenarios.SCENARIOS
         with pytest.raises(ValueError, match="unknown scenario"):
             scenarios.select(["no_such_scenario"])
+
+    @pytest.mark.parametrize(
+        ("named", "expected", "split"),
+        [
+            ([], [s.name for s in scenarios.SCENARIOS], True),
+            (["split_checkout"], [], True),
+            (["checkout", "split_checkout"], ["checkout"], True),
+            (["checkout"], ["checkout"], False),
+        ],
+    )
+    def test_the_split_deployment_is_measured_with_everything_or_when_named(
+        self, named: list[str], expected: list[str], split: bool
+    ) -> None:
+        cfg = run.config_of(run.parse_args([arg for name in named for arg in ("--scenario", name)]))
+
+        assert ([s.name for s in cfg.scenarios], cfg.split) == (expected, split)
 
 
 class TestParsers:
@@ -139,6 +155,14 @@ class TestReport:
 
         assert (reserve.ratio, login.ratio) == (0.25, 0.8)
 
+    def test_the_worker_is_its_own_column_and_not_counted_as_other(self) -> None:
+        cpu = {"machine": 190.0, "server": 80.0, "server_processes": [45.0, 35.0], "worker": 70.0, "postgres": 30.0}
+        row = Row.of("checkout", "uvicorn", 20, "asyncio", Measurement(270, 10.0, 1, 2, 3, tool_cpu_pct=6.0), cpu=cpu)
+
+        assert row.cpu["other"] == 4.0
+        cells = [cell.strip() for cell in results.table([row]).splitlines()[2].strip("|").split("|")]
+        assert cells[10:13] == ["80 (45+35)", "70", "30"]
+
 
 class TestAsyncioClient:
     @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -147,7 +171,7 @@ class TestAsyncioClient:
         await shop.register("other@example.com", "P@ssw0rd!")
         rows = [("flow@example.com", "P@ssw0rd!"), ("other@example.com", "wrong-password")]
 
-        m = await flows.run_flow(shop.client, session_flow, rows, concurrency=2, duration=0.5)
+        m = await flows.run_flow([shop.client], session_flow, rows, concurrency=2, duration=0.5)
 
         assert m.requests > 0
         assert m.errors > 0

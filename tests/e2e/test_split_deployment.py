@@ -18,8 +18,9 @@ payment gateway's webhooks would; what is stored is read from the services' own 
    Nothing is lost or applied twice: one `order.confirmed`, one captured payment and one
    confirmation e-mail per order, stock + sold = initial, every outbox relayed, no dead letter.
 
-The split deployment's checkout throughput is measured by `python -m tests.e2e.measure_split`
-(not a test: a measurement asserts nothing about time).
+The split deployment's checkout throughput is measured by the bench, beside the one-process
+shop's in the same run (`python -m bench.run --scenario checkout --scenario split_checkout`,
+bench/split.py): a measurement asserts nothing about time, so it is not a test.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class Clients:
         self.gateway = gateway
         self._stack = contextlib.AsyncExitStack()
         self._next = 0
+        self.addresses: dict[httpx.AsyncClient, str] = {}
+        """The address each client sends from."""
 
     async def __aenter__(self) -> Clients:
         await self._stack.__aenter__()
@@ -86,6 +89,7 @@ class Clients:
         address = f"127.0.{1 + self._next // 250}.{1 + self._next % 250}"
         transport = httpx.AsyncHTTPTransport(local_address=address)
         client = httpx.AsyncClient(base_url=self.gateway, transport=transport, timeout=60)
+        self.addresses[client] = address
         return await self._stack.enter_async_context(client)
 
 
