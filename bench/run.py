@@ -241,6 +241,8 @@ def _scenario(cfg: Config, shop: Server, worker: Server, scenario: Scenario, tar
     data_rows = scenario.rows(target)
     load = _loader(cfg, shop.base_url, scenario, data_rows, data.write_rows(work / f"{scenario.name}.tsv", data_rows))
     concurrencies = cfg.concurrencies(scenario)
+    if scenario.prime is not None:
+        asyncio.run(scenario.prime(target))
     load(max(concurrencies), cfg.warmup)
     rows = []
     for c in concurrencies:

@@ -43,6 +43,7 @@ class Target:
 
 Rows = Callable[[Target], Sequence[Sequence[str]]]
 Check = Callable[[Target], Coroutine[Any, Any, list[str]]]
+Prime = Callable[[Target], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Scenario:
     `hello`, `argon2`, `pg_hot_row`, `redis_get`, `redis_set`, `redis_eval`, `redis_reserve`, or None."""
     check: Check | None = None
     """Consistency check after the run (e.g. stock + sold = initial); returns problems."""
+    prime: Prime | None = None
+    """Before the warm-up: brings the shop to the state the scenario measures (every product
+    read once, so that all are in the cache)."""
 
     def __post_init__(self) -> None:
         if (self.lua is None) == (self.flow is None):

@@ -117,6 +117,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         access_log=settings.env != "test",
         cached_reads=tuple(read for spec in modules for read in spec.cached_reads),
+        cached_queries=tuple(query for spec in modules for query in spec.cached_queries),
         prefixes=(API_PREFIX, ALIAS_PREFIX),
     )
     if settings.cors_origins:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from tests.conftest import Shop
 from tests.users.support import assert_error
 from tienda.catalog.service import CatalogService
+from tienda.catalog.wiring import catalog_service
 from tienda.platform.cache import MemoryCache
 
 
@@ -127,7 +128,9 @@ class TestListingCache:
         other = (await shop.client.post("/api/v1/products", json={"name": "Cup", "price": 90}, headers=admin)).json()[
             "productId"
         ]
-        await shop.client.get("/api/products")
+        # Twice: the second is answered before routing, by its query string as sent.
+        await shop.client.get("/api/products", params={"sort": "name_asc"})
+        await shop.client.get("/api/products", params={"sort": "name_asc"})
 
         if write == "price":
             await shop.client.put(f"/api/v1/products/{product_id}", json={"price": 99}, headers=admin)
@@ -171,14 +174,17 @@ class TestListingStampede:
             await release.wait()
             return b'{"items":[]}'
 
-        waiting = [asyncio.ensure_future(service.cached_listing(query={"page": 1}, render=render)) for _ in range(20)]
+        waiting = [
+            asyncio.ensure_future(service.cached_listing(query={"page": 1}, raw_query=b"page=1", render=render))
+            for _ in range(20)
+        ]
         await asyncio.sleep(0.01)
         release.set()
         bodies = await asyncio.gather(*waiting)
 
         assert renders == 1
         assert bodies == [b'{"items":[]}'] * 20
-        assert await service.cached_listing(query={"page": 1}, render=render) == b'{"items":[]}'
+        assert await service.cached_listing(query={"page": 1}, raw_query=b"page=1", render=render) == b'{"items":[]}'
         assert renders == 1
 
     async def test_a_failed_rendering_is_not_kept(self, shop: Shop) -> None:
@@ -191,8 +197,8 @@ class TestListingStampede:
             return b"ok"
 
         with pytest.raises(RuntimeError):
-            await service.cached_listing(query={"page": 2}, render=broken)
-        assert await service.cached_listing(query={"page": 2}, render=working) == b"ok"
+            await service.cached_listing(query={"page": 2}, raw_query=b"page=2", render=broken)
+        assert await service.cached_listing(query={"page": 2}, raw_query=b"page=2", render=working) == b"ok"
 
 
 class TestCachedReadsBeforeRouting:
@@ -254,3 +260,31 @@ class TestCachedReadsBeforeRouting:
         }  # the route reads the same cache
         assert (await shop.client.delete(f"/api/v1/products/{product_id}")).status_code == 401
         assert (await shop.client.get("/api/v1/products/search", params={"q": "mug"})).status_code == 200
+
+    async def test_a_listing_asked_the_same_way_again_is_answered_before_routing(
+        self, shop: Shop, cache_backend: str
+    ) -> None:
+        _, admin = await shop.admin()
+        await _published(shop, admin)
+        routed = await shop.client.get("/api/v1/products?sort=name_asc&size=5")
+        alias = await catalog_service(shop.platform).listing_alias(b"sort=name_asc&size=5")
+        assert await shop.platform.cache.get(alias) == routed.content
+        await shop.platform.cache.set(alias, b'{"from":"alias"}', ttl=60)
+
+        same = await shop.client.get("/api/products?sort=name_asc&size=5", headers={"X-Request-ID": "trace-2"})
+        reordered = await shop.client.get("/api/v1/products?size=5&sort=name_asc")
+        signed_in = await shop.client.get("/api/v1/products?sort=name_asc&size=5", headers=admin)
+
+        assert (same.json(), same.headers["x-request-id"]) == ({"from": "alias"}, "trace-2")
+        assert same.headers["content-type"] == "application/json"
+        assert reordered.content == signed_in.content == routed.content  # the route's own answer
+        metrics = (await shop.client.get("/metrics")).text
+        assert 'route="/api/products",status="200"} 1.0' in metrics
+
+    async def test_a_bad_query_is_never_kept_and_always_gets_the_routes_400(
+        self, shop: Shop, cache_backend: str
+    ) -> None:
+        for _ in range(2):
+            assert_error(await shop.client.get("/api/v1/products?page=0"), 400, "VALIDATION_FAILED")
+        alias = await catalog_service(shop.platform).listing_alias(b"page=0")
+        assert await shop.platform.cache.get(alias) is None

@@ -429,6 +429,8 @@ class TestCache:
         try:
             assert await search(shop, q="shoes") == first
             assert searched == 0
+            # ... and kept by its query string as sent, which is answered before routing.
+            assert await shop.platform.cache.get(await service.results_alias(b"q=shoes")) is not None
             await shoe(shop, auth, name="Cloud Running Shoes")
             assert service.index.version() != version
             assert sorted(names(await search(shop, q="shoes"))) == ["Cloud Running Shoes", "Trailblazer Running Shoes"]

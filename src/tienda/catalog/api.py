@@ -179,7 +179,9 @@ async def list_products(
         return page_body.model_dump_json(by_alias=True).encode()
 
     # Popular pages come from the cache; any product write starts a new generation of it.
-    return Response(await service.cached_listing(query=query, render=render), media_type="application/json")
+    raw_query: bytes = request.scope.get("query_string", b"")
+    body = await service.cached_listing(query=query, raw_query=raw_query, render=render)
+    return Response(body, media_type="application/json")
 
 
 @products.get(

@@ -7,7 +7,7 @@ from tienda.catalog.models import OUTBOX, Base
 from tienda.catalog.service import TOMBSTONE, product_cache_key
 from tienda.catalog.wiring import catalog_service
 from tienda.platform.modules import ModuleSpec
-from tienda.platform.web import CachedRead
+from tienda.platform.web import CachedQuery, CachedRead
 
 MODULE = ModuleSpec(
     name="catalog",
@@ -24,6 +24,10 @@ MODULE = ModuleSpec(
             key=product_cache_key,
             servable=lambda body: body != TOMBSTONE,
         ),
+    ),
+    # Listing pages, by their query string as sent (see CatalogService.cached_listing).
+    cached_queries=(
+        CachedQuery(path="/products", key=lambda platform, raw: catalog_service(platform).listing_alias(raw)),
     ),
     # Keeps the copy of inventory's available units that products show.
     consumers=lambda platform: stock.consumers(catalog_service(platform)),

@@ -41,7 +41,7 @@ from tienda.catalog.schemas import (
     VariantIn,
     VariantRead,
 )
-from tienda.platform.cache import Cache, Generation, RenderCache, query_key
+from tienda.platform.cache import Cache, Generation, RenderCache, query_key, raw_query_key
 from tienda.platform.clock import Clock
 from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.errors import BadRequest, ErrorDetail
@@ -57,6 +57,8 @@ PRICE_RANGES: list[tuple[Decimal, Decimal | None]] = [
 ]
 
 
+LISTING_NAMESPACE = "catalog:listing"
+LISTING_NAMESPACE = "catalog:listing"
 LISTING_GENERATION = "catalog:listing-generation"
 CATEGORY_GENERATION = "catalog:category-generation"
 _CATEGORY_LIST = TypeAdapter(list[CategoryRead])
@@ -327,11 +329,19 @@ class CatalogService:
         await self.cache.set(product_cache_key(product_id), body, ttl=self.cache_ttl)
         await self.listing_generation.renew()
 
-    async def cached_listing(self, *, query: dict[str, Any], render: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def cached_listing(
+        self, *, query: dict[str, Any], raw_query: bytes, render: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
         """A listing page from the cache, keyed by the query and the catalog's generation: a
-        write starts a new generation, so pages cached before it are never read again."""
-        key = query_key("catalog:listing", await self.listing_generation.current(), query)
-        return await self.listings.get(key, render)
+        write starts a new generation, so pages cached before it are never read again. Kept
+        under the raw query string too, where `listing_alias` finds it before routing."""
+        generation = await self.listing_generation.current()
+        key = query_key(LISTING_NAMESPACE, generation, query)
+        return await self.listings.get(key, render, alias=raw_query_key(LISTING_NAMESPACE, generation, raw_query))
+
+    async def listing_alias(self, raw_query: bytes) -> str:
+        """Where the listing page asked for by this raw query string is kept now."""
+        return raw_query_key(LISTING_NAMESPACE, await self.listing_generation.current(), raw_query)
 
     async def product(self, uow: UnitOfWork, *, product_id: str, admin: bool) -> ProductRead:
         product = await repository.product(uow.session, product_id)

@@ -142,6 +142,12 @@ def query_key(namespace: str, version: bytes, query: dict[str, Any]) -> str:
     return f"{namespace}:{digest}"
 
 
+def raw_query_key(namespace: str, version: bytes, raw_query: bytes) -> str:
+    """A cache key for a query string exactly as sent, under one version of the data (what
+    `web.CachedQuery` looks up before any parsing)."""
+    return f"{namespace}:raw:{hashlib.sha256(version + b'?' + raw_query).hexdigest()}"
+
+
 class RenderCache:
     """Bodies rendered once and kept for a while: a miss renders and stores; concurrent misses
     of one key in this process share one rendering, so a burst of readers after a change
@@ -152,15 +158,19 @@ class RenderCache:
         self.ttl = ttl
         self._rendering: dict[str, asyncio.Future[bytes]] = {}
 
-    async def get(self, key: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
-        cached = await self.cache.get(key)
-        if cached is not None:
-            return cached
-        task = self._rendering.get(key)
-        if task is None:
-            task = self._rendering[key] = asyncio.ensure_future(self._render_and_keep(key, render))
-            task.add_done_callback(lambda _: self._rendering.pop(key, None))
-        return await asyncio.shield(task)
+    async def get(self, key: str, render: Callable[[], Awaitable[bytes]], *, alias: str | None = None) -> bytes:
+        """The body kept under `key`, rendered on a miss; kept under `alias` too when given (the
+        raw query string's key: the next request asking the same way skips the route)."""
+        body = await self.cache.get(key)
+        if body is None:
+            task = self._rendering.get(key)
+            if task is None:
+                task = self._rendering[key] = asyncio.ensure_future(self._render_and_keep(key, render))
+                task.add_done_callback(lambda _: self._rendering.pop(key, None))
+            body = await asyncio.shield(task)
+        if alias is not None:
+            await self.cache.set(alias, body, ttl=self.ttl)
+        return body
 
     async def _render_and_keep(self, key: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
         body = await render()

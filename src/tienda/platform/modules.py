@@ -11,7 +11,7 @@ from sqlalchemy import MetaData
 
 from tienda.platform.events import Consumer, OutboxTables
 from tienda.platform.jobs import Job
-from tienda.platform.web import CachedRead
+from tienda.platform.web import CachedQuery, CachedRead
 
 if TYPE_CHECKING:
     from tienda.platform.runtime import Platform
@@ -31,6 +31,8 @@ class ModuleSpec:
     `/internal/<module>/...` routes other services call: see `web.internal_router`)."""
     cached_reads: tuple[CachedRead, ...] = ()
     """Public GET routes answered straight from the cache when their entry is there."""
+    cached_queries: tuple[CachedQuery, ...] = ()
+    """Public GET routes answered straight from the cache by their raw query string."""
     consumers: Callable[[Platform], Sequence[Consumer]] | None = None
     """Builds this module's event consumers once the platform exists."""
     jobs: Callable[[Platform], Sequence[Job]] | None = None

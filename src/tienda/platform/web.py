@@ -133,12 +133,39 @@ class CachedRead:
     media_type: bytes = b"application/json"
 
 
-class CachedReadMiddleware:
-    """Answers `CachedRead` routes from the cache without the framework's routing and
-    dependency resolution (most of a cached read's cost). Inside RequestContextMiddleware, so
-    request ids, access logs and metrics are the same as for a routed request."""
+@dataclass(frozen=True)
+class CachedQuery:
+    """A public GET route whose answer depends only on its query string and on a version of
+    the data it reads (a listing page, a search), kept in the cache by its module per
+    version. The route stores each answer it gives under `key(platform, raw query string)` as
+    well (`RenderCache.get(..., alias=...)`); a request whose raw query string has an answer
+    there, under the data's current version, is answered from it before routing. Only
+    answers are stored, never errors: a bad query still reaches the route and its 400."""
 
-    def __init__(self, app: ASGIApp, reads: tuple[CachedRead, ...], prefixes: tuple[str, ...]) -> None:
+    path: str
+    """The route's path under the API prefixes, without parameters: `/products`."""
+    key: Callable[[Any, bytes], Awaitable[str]]
+    """(the platform, the raw query string) -> the key its answer is kept under now."""
+    media_type: bytes = b"application/json"
+
+
+MAX_CACHED_QUERY_BYTES = 2048
+"""Longer query strings always go to the route."""
+
+
+class CachedReadMiddleware:
+    """Answers `CachedRead` and `CachedQuery` routes from the cache without the framework's
+    routing, validation and dependency resolution (most of a cached read's cost). Inside
+    RequestContextMiddleware, so request ids, access logs and metrics are the same as for a
+    routed request. Callers with credentials always go to the route."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        reads: tuple[CachedRead, ...],
+        prefixes: tuple[str, ...],
+        queries: tuple[CachedQuery, ...] = (),
+    ) -> None:
         self.app = app
         self.reads: list[tuple[re.Pattern[str], CachedRead, str]] = []
         for read in reads:
@@ -147,24 +174,49 @@ class CachedReadMiddleware:
             for prefix in prefixes:
                 pattern = re.compile(f"^{re.escape(prefix + head)}({read.parameter}){re.escape(rest)}$")
                 self.reads.append((pattern, read, f"{prefix}{head}{{{name}}}{rest}"))
+        self.queries = {prefix + query.path: query for query in queries for prefix in prefixes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("query_string"):
-            for pattern, read, template in self.reads:
-                found = pattern.match(scope["path"])
-                if found is None:
-                    continue
-                if any(name == b"authorization" for name, _ in scope["headers"]):
-                    break
-                body = await scope["app"].state.platform.cache.get(read.key(found.group(1)))
-                if body is None or not read.servable(body):
-                    break
-                scope[_CACHED_ROUTE] = template
-                headers = [(b"content-type", read.media_type), (b"content-length", str(len(body)).encode())]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and not any(name == b"authorization" for name, _ in scope["headers"])
+        ):
+            served = await (self._query(scope, send) if scope.get("query_string") else self._read(scope, send))
+            if served:
                 return
         await self.app(scope, receive, send)
+
+    async def _read(self, scope: Scope, send: Send) -> bool:
+        for pattern, read, template in self.reads:
+            found = pattern.match(scope["path"])
+            if found is None:
+                continue
+            body = await scope["app"].state.platform.cache.get(read.key(found.group(1)))
+            if body is None or not read.servable(body):
+                return False
+            await _send_cached(scope, send, template, read.media_type, body)
+            return True
+        return False
+
+    async def _query(self, scope: Scope, send: Send) -> bool:
+        query = self.queries.get(scope["path"])
+        raw: bytes = scope["query_string"]
+        if query is None or len(raw) > MAX_CACHED_QUERY_BYTES:
+            return False
+        platform = scope["app"].state.platform
+        body = await platform.cache.get(await query.key(platform, raw))
+        if body is None:
+            return False
+        await _send_cached(scope, send, scope["path"], query.media_type, body)
+        return True
+
+
+async def _send_cached(scope: Scope, send: Send, template: str, media_type: bytes, body: bytes) -> None:
+    scope[_CACHED_ROUTE] = template
+    headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 _BODY_LIMIT = "tienda.body_limit"
@@ -310,14 +362,15 @@ def install(
     max_body_bytes: int,
     access_log: bool = True,
     cached_reads: tuple[CachedRead, ...] = (),
+    cached_queries: tuple[CachedQuery, ...] = (),
     prefixes: tuple[str, ...] = (),
 ) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
-    if cached_reads:
-        app.add_middleware(CachedReadMiddleware, reads=cached_reads, prefixes=prefixes)
+    if cached_reads or cached_queries:
+        app.add_middleware(CachedReadMiddleware, reads=cached_reads, prefixes=prefixes, queries=cached_queries)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=access_log)
 
 

@@ -106,6 +106,7 @@ async def search(
         page=page.page,
         size=page.size,
         available_only=inStock,
+        raw_query=request.scope.get("query_string", b""),
     )
     return Response(body, media_type="application/json")
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from tienda.catalog.client import CatalogClient, CategoryInfo
 from tienda.catalog.events import PRODUCT_DELETED
-from tienda.platform.cache import Cache, RenderCache, query_key
+from tienda.platform.cache import Cache, RenderCache, query_key, raw_query_key
 from tienda.platform.errors import ErrorDetail
 from tienda.platform.events import Event
 from tienda.search.domain import (
@@ -44,6 +44,8 @@ from tienda.search.schemas import (
 )
 
 T = TypeVar("T")
+
+RESULTS_NAMESPACE = "search:results"
 
 
 class ReindexAborted(Exception):
@@ -168,8 +170,10 @@ class SearchService:
         page: int,
         size: int,
         available_only: bool = False,
+        raw_query: bytes | None = None,
     ) -> bytes:
-        """A page of hits with facets as JSON, from the cache while the index is unchanged."""
+        """A page of hits with facets as JSON, from the cache while the index is unchanged;
+        kept under the raw query string too when given, where `results_alias` finds it."""
         query = {
             "q": text,
             "category": category,
@@ -216,7 +220,13 @@ class SearchService:
                 ]
             )
 
-        return await self.results.get(query_key("search:results", self.index.version().encode(), query), render)
+        version = self.index.version().encode()
+        alias = None if raw_query is None else raw_query_key(RESULTS_NAMESPACE, version, raw_query)
+        return await self.results.get(query_key(RESULTS_NAMESPACE, version, query), render, alias=alias)
+
+    async def results_alias(self, raw_query: bytes) -> str:
+        """Where the page of results asked for by this raw query string is kept now."""
+        return raw_query_key(RESULTS_NAMESPACE, self.index.version().encode(), raw_query)
 
     async def suggest(self, *, text: str, size: int) -> bytes:
         async def render() -> bytes:
