@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from tests.conftest import Shop
@@ -117,3 +118,90 @@ class TestInProcessRelay:
         [row] = await _outbox_rows(shop)
         assert row["published_at"] is not None
         assert seen == [row["event_id"]]
+
+
+def _event(payload: dict[str, object] | None = None, *, at: datetime | None = None) -> Event:
+    return Event(
+        id=str(uuid.uuid4()),
+        type="user.registered",
+        source="users",
+        occurred_at=at or datetime.now(UTC),
+        payload=payload or {},
+    )
+
+
+def _committed_consumer(
+    name: str, committed: list[str], *, fails_on: set[str] | None = None, supersedes: bool = False
+) -> Consumer:
+    """Records an event once the unit of work that handled it committed (a handler's own list
+    would also count the work of a batch that rolled back)."""
+
+    async def handle(event: Event, uow: UnitOfWork) -> None:
+        if event.id in (fails_on or set()):
+            raise RuntimeError(f"cannot handle {event.id}")
+        uow.after_commit(lambda: _append(committed, event.id))
+
+    return Consumer(
+        name=name,
+        module="users",
+        event_types=("user.registered",),
+        handler=handle,
+        supersedes=(lambda event: event.payload["item"]) if supersedes else None,
+    )
+
+
+async def _append(committed: list[str], event_id: str) -> None:
+    committed.append(event_id)
+
+
+async def _processed(shop: Shop, consumer: str) -> int:
+    return int(
+        await shop.scalar("users", "SELECT count(*) FROM users_processed_events WHERE consumer = :c", c=consumer)
+    )
+
+
+class TestBatchDelivery:
+    """Events a broker delivered together are handled in one unit of work
+    (`Subscription.deliver_many`), with the same once-per-event guarantee as one by one."""
+
+    async def test_each_new_event_is_handled_once_and_those_handled_before_are_skipped(self, shop: Shop) -> None:
+        committed: list[str] = []
+        sub = Subscription(_committed_consumer("test.batch", committed), shop.platform.db("users"))
+        one, two, three = _event(), _event(), _event()
+        assert await sub.deliver(one)
+
+        new = await sub.deliver_many([one, two, three, two])
+
+        assert new == 2
+        assert committed == [one.id, two.id, three.id]
+        assert await _processed(shop, "test.batch") == 3
+        assert await sub.deliver_many([two, three]) == 0
+        assert committed == [one.id, two.id, three.id]
+
+    async def test_of_events_about_one_thing_only_the_latest_is_handled(self, shop: Shop) -> None:
+        committed: list[str] = []
+        sub = Subscription(_committed_consumer("test.latest", committed, supersedes=True), shop.platform.db("users"))
+        now = datetime.now(UTC)
+        a1 = _event({"item": "a"}, at=now)
+        b1 = _event({"item": "b"}, at=now)
+        a3 = _event({"item": "a"}, at=now + timedelta(seconds=2))
+        a2 = _event({"item": "a"}, at=now + timedelta(seconds=1))  # arrives last, but is older
+
+        assert await sub.deliver_many([a1, b1, a3, a2]) == 4
+
+        assert committed == [b1.id, a3.id]
+        assert await _processed(shop, "test.latest") == 4
+        assert not await sub.deliver(a2)  # recorded: delivered again, nothing happens
+
+    async def test_a_failing_handler_records_nothing_of_its_batch(self, shop: Shop) -> None:
+        committed: list[str] = []
+        good, bad = _event(), _event()
+        sub = Subscription(_committed_consumer("test.failing", committed, fails_on={bad.id}), shop.platform.db("users"))
+
+        with pytest.raises(RuntimeError, match="cannot handle"):
+            await sub.deliver_many([good, bad])
+
+        assert committed == []
+        assert await _processed(shop, "test.failing") == 0
+        assert await sub.deliver(good)  # one by one, the good one goes through
+        assert committed == [good.id]

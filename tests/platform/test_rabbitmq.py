@@ -10,7 +10,7 @@ import pytest
 
 from tests import backends
 from tests.conftest import Shop
-from tests.platform.test_outbox import _consumer, _outbox_rows
+from tests.platform.test_outbox import _consumer, _event, _outbox_rows, _processed
 from tienda.platform.db import UnitOfWork
 from tienda.platform.events import Consumer, Event, OutboxRelay, Subscription
 from tienda.platform.rabbitmq import RabbitBus
@@ -65,6 +65,47 @@ class TestRabbitMQ:
             rows = await _outbox_rows(shop)
             assert seen == [r["event_id"] for r in rows]
             assert all(r["published_at"] is not None for r in rows)
+        finally:
+            await listener.close()
+            await publisher.close()
+
+    async def test_a_batch_with_a_failing_event_goes_one_by_one_and_loses_nothing(self, shop: Shop) -> None:
+        url = backends.url_of("amqp")
+        prefix = f"tienda-test-{uuid.uuid4().hex[:8]}"
+        db = shop.platform.db("users")
+        events = [_event() for _ in range(12)]
+        flaky = events[5]
+        failures = {"left": 2}  # in its batch, then alone: retried later, after the others
+        committed: list[str] = []
+        everything = asyncio.Event()
+
+        async def handle(event: Event, uow: UnitOfWork) -> None:
+            if event.id == flaky.id and failures["left"]:
+                failures["left"] -= 1
+                raise RuntimeError("down for a moment")
+
+            async def record() -> None:
+                committed.append(event.id)
+                if len(committed) >= len(events):
+                    everything.set()
+
+            uow.after_commit(record)
+
+        sub = Subscription(Consumer("test.batches", "users", ("user.registered",), handle), db)
+        publisher = RabbitBus(url, prefix=prefix)
+        listener = RabbitBus(url, prefix=prefix, batch_size=16, drainers=1)
+        try:
+            await listener.consume([sub])
+        except OSError as exc:
+            backends.unreachable("amqp", exc)
+        try:
+            await asyncio.gather(*(publisher.publish(event) for event in events))
+            await asyncio.wait_for(everything.wait(), timeout=15)
+            await asyncio.sleep(0.5)  # nothing more arrives
+
+            assert sorted(committed) == sorted(e.id for e in events)  # each once, the flaky one after its retry
+            assert committed[-1] == flaky.id
+            assert await _processed(shop, "test.batches") == len(events)
         finally:
             await listener.close()
             await publisher.close()

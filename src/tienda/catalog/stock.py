@@ -110,4 +110,16 @@ def consumers(catalog: CatalogService) -> list[Consumer]:
             return
         await copy.apply(uow, figure)
 
-    return [Consumer(name=CONSUMER, module="catalog", event_types=(inventory_events.INVENTORY_UPDATED,), handler=take)]
+    def item(event: Event) -> tuple[Any, Any]:
+        return event.payload.get("productId"), event.payload.get("variantId")
+
+    # Each event carries the row's whole counts: of several about one item, the latest says it all.
+    return [
+        Consumer(
+            name=CONSUMER,
+            module="catalog",
+            event_types=(inventory_events.INVENTORY_UPDATED,),
+            handler=take,
+            supersedes=item,
+        )
+    ]

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -115,6 +115,11 @@ class Consumer:
     module: str
     event_types: tuple[str, ...]
     handler: Handler
+    supersedes: Callable[[Event], Hashable] | None = None
+    """For events that each carry the whole state of something (a stock row's counts): the
+    key of that thing. Of several such events delivered together, only the latest one's
+    handler runs; the others are recorded as processed, as their handling would have been
+    overwritten by it."""
 
 
 @dataclass
@@ -142,6 +147,50 @@ class Subscription:
             except IntegrityError:
                 return False  # a concurrent delivery of the same event won
         return True
+
+    async def deliver_many(self, events: Sequence[Event]) -> int:
+        """Several events in one unit of work: one read of which were handled already, one
+        insert of their processed rows, each new one's handler (the latest only, of events
+        one `supersedes` another), one commit; what an event costs beyond its handler is
+        shared. Returns how many were new. Raises if any handler or the commit fails (a
+        concurrent delivery of one of them included): nothing is then recorded, and the
+        caller delivers them one by one, so that a bad event is retried alone."""
+        if len(events) == 1:
+            return int(await self.deliver(events[0]))
+        processed = self.db.outbox.processed
+        name = self.consumer.name
+        async with self.db.uow() as uow:
+            ids = list(dict.fromkeys(event.id for event in events))
+            seen = set(
+                await uow.session.scalars(
+                    select(processed.c.event_id).where(processed.c.consumer == name, processed.c.event_id.in_(ids))
+                )
+            )
+            fresh = list({event.id: event for event in events if event.id not in seen}.values())
+            if not fresh:
+                return 0
+            now = datetime.now(UTC)
+            await uow.session.execute(
+                processed.insert(), [{"consumer": name, "event_id": e.id, "processed_at": now} for e in fresh]
+            )
+            for event in _latest(fresh, self.consumer.supersedes):
+                await self.consumer.handler(event, uow)
+            await uow.commit()
+        return len(fresh)
+
+
+def _latest(events: list[Event], key: Callable[[Event], Hashable] | None) -> list[Event]:
+    """The events to handle, in order: all of them, or the latest of each key (by time, then
+    by arrival)."""
+    if key is None:
+        return events
+    latest: dict[Hashable, tuple[datetime, int]] = {}
+    for position, event in enumerate(events):
+        mark = (event.occurred_at, position)
+        if latest.get(key(event), mark) <= mark:
+            latest[key(event)] = mark
+    keep = {position for _, position in latest.values()}
+    return [event for position, event in enumerate(events) if position in keep]
 
 
 class EventBus(Protocol):

@@ -2,8 +2,10 @@
 
 Events are published persistent with publisher confirms, so the relay marks an outbox row
 published only once the broker has it. Each consumer has its own durable queue bound to the
-event types it handles; a message is acknowledged after the consumer's transaction
-committed. A failing message is retried with backoff, then parked in a dead-letter queue.
+event types it handles; the messages it has received are handled in batches, one unit of
+work each (`Subscription.deliver_many`), and acknowledged after it committed. A batch that
+fails is handled again one message at a time; a failing message is retried with backoff,
+then parked in a dead-letter queue.
 """
 
 from __future__ import annotations
@@ -23,12 +25,24 @@ log = get_logger("tienda.rabbitmq")
 
 class RabbitBus:
     def __init__(
-        self, url: str, *, prefix: str = "tienda", max_attempts: int = 8, prefetch: int = 32, in_flight: int = 8
+        self,
+        url: str,
+        *,
+        prefix: str = "tienda",
+        max_attempts: int = 8,
+        prefetch: int = 32,
+        in_flight: int = 8,
+        batch_size: int = 16,
+        drainers: int = 2,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.max_attempts = max_attempts
         self.prefetch = prefetch
+        self.batch_size = batch_size
+        # Per consumer: units of work under way at once (each with its own batch).
+        self.drainers = drainers
+        self._tasks: list[asyncio.Task[None]] = []
         # Deliveries at once, over all queues: a consumer's transaction may ask another module
         # for something (a second connection of the same pool), so the process never runs
         # more of them than half a pool could serve.
@@ -73,9 +87,14 @@ class RabbitBus:
             queue = await self._channel.declare_queue(f"{self.prefix}.{sub.consumer.name}", durable=True)
             for event_type in sub.consumer.event_types:
                 await queue.bind(self._exchange, routing_key=event_type)
-            await queue.consume(self._handler(sub, queue.name))
+            inbox: asyncio.Queue[tuple[AbstractIncomingMessage, Event]] = asyncio.Queue()
+            for n in range(self.drainers):
+                self._tasks.append(
+                    asyncio.create_task(self._drain(sub, queue.name, inbox), name=f"consume-{queue.name}-{n}")
+                )
+            await queue.consume(self._receiver(queue.name, inbox))
 
-    def _handler(self, sub: Subscription, queue_name: str) -> Any:
+    def _receiver(self, queue_name: str, inbox: asyncio.Queue[tuple[AbstractIncomingMessage, Event]]) -> Any:
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
                 event = Event.from_json(message.body)
@@ -84,24 +103,53 @@ class RabbitBus:
                 await self._park(message, queue_name, "undecodable")
                 await message.ack()
                 return
-            try:
-                async with self._in_flight:
-                    await sub.deliver(event)
-            except Exception as exc:
-                attempts = int(str((message.headers or {}).get("x-attempts", 0))) + 1
-                log.warning(
-                    "consumer_failed", consumer=sub.consumer.name, event_id=event.id, attempts=attempts, error=repr(exc)
-                )
-                if attempts >= self.max_attempts:
-                    await self._park(message, queue_name, repr(exc))
-                else:
-                    await asyncio.sleep(min(0.2 * 2**attempts, 30))
-                    assert self._channel is not None
-                    retry = _message(event, headers={"x-attempts": attempts})
-                    await self._channel.default_exchange.publish(retry, routing_key=queue_name)
-            await message.ack()
+            inbox.put_nowait((message, event))  # acknowledged once handled (the prefetch bounds the inbox)
 
         return on_message
+
+    async def _drain(
+        self, sub: Subscription, queue_name: str, inbox: asyncio.Queue[tuple[AbstractIncomingMessage, Event]]
+    ) -> None:
+        """Takes what the queue has delivered, up to `batch_size` messages, and hands them to
+        the consumer in one unit of work (`Subscription.deliver_many`); if that fails, one by
+        one, so that only a failing message is retried."""
+        while True:
+            batch = [await inbox.get()]
+            while len(batch) < self.batch_size and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            try:
+                async with self._in_flight:
+                    await sub.deliver_many([event for _, event in batch])
+            except Exception as exc:
+                if len(batch) > 1:
+                    log.info(
+                        "batch_redelivered_one_by_one", consumer=sub.consumer.name, size=len(batch), error=repr(exc)
+                    )
+                for message, event in batch:
+                    await self._deliver(sub, queue_name, message, event)
+                continue
+            for message, _ in batch:
+                await message.ack()
+
+    async def _deliver(
+        self, sub: Subscription, queue_name: str, message: AbstractIncomingMessage, event: Event
+    ) -> None:
+        try:
+            async with self._in_flight:
+                await sub.deliver(event)
+        except Exception as exc:
+            attempts = int(str((message.headers or {}).get("x-attempts", 0))) + 1
+            log.warning(
+                "consumer_failed", consumer=sub.consumer.name, event_id=event.id, attempts=attempts, error=repr(exc)
+            )
+            if attempts >= self.max_attempts:
+                await self._park(message, queue_name, repr(exc))
+            else:
+                await asyncio.sleep(min(0.2 * 2**attempts, 30))
+                assert self._channel is not None
+                retry = _message(event, headers={"x-attempts": attempts})
+                await self._channel.default_exchange.publish(retry, routing_key=queue_name)
+        await message.ack()
 
     async def _park(self, message: AbstractIncomingMessage, queue_name: str, reason: str) -> None:
         assert self._channel is not None
@@ -122,6 +170,10 @@ class RabbitBus:
             await self._channel.queue_delete(f"{self.prefix}.{name}")
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._channel = self._exchange = None
