@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -80,6 +82,30 @@ class TestRequestId:
         assert len(generated.headers["x-request-id"]) == 32
         assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
         assert len(unsafe.headers["x-request-id"]) == 32
+
+    async def test_each_request_has_an_access_log_line_with_its_id(self, capfd: pytest.CaptureFixture[str]) -> None:
+        configure_logging(json=True)
+        app = FastAPI()
+        web.install(app, metrics=HttpMetrics(), max_body_bytes=1024)
+
+        @app.get("/items/{itemId}")
+        async def item(itemId: str) -> dict[str, str]:
+            return {"itemId": itemId}
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            await client.get("/items/i_1", headers={"X-Request-ID": "trace-access"})
+
+        lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if '"event": "request"' in line]
+        [line] = [entry for entry in lines if entry.get("request_id") == "trace-access"]
+        assert {k: line[k] for k in ("method", "path", "route", "status", "level")} == {
+            "method": "GET",
+            "path": "/items/i_1",
+            "route": "/items/{itemId}",
+            "status": 200,
+            "level": "info",
+        }
+        assert line["timestamp"].endswith("Z")
+        assert isinstance(line["ms"], float)
 
     async def test_errors_carry_the_request_id_in_body_and_header(self, shop: Shop) -> None:
         response = await shop.client.get("/api/v1/users/me", headers={"X-Request-ID": "trace-me"})

@@ -11,10 +11,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from structlog.tracebacks import ExceptionDictTransformer
 
 _configured: tuple[bool, str] | None = None
+_access: Any = None
 
 
 def configure_logging(*, json: bool, level: str = "INFO") -> None:
-    global _configured
+    global _configured, _access
     if _configured == (json, level):
         return
     _configured = (json, level)
@@ -37,6 +38,20 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
         renderer = structlog.dev.ConsoleRenderer(
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
+    # The access log, one line per request: its fields, the request id among them, come as
+    # arguments, so its pipeline skips merging context variables (a copy of the request's whole
+    # context, which cost the cheapest requests a quarter of their time) and exceptions.
+    _access = structlog.wrap_logger(
+        structlog.PrintLogger(file=sys.stderr),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -48,6 +63,13 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+def access_logger() -> Any:
+    """The access log (see `configure_logging`)."""
+    if _access is None:
+        configure_logging(json=False)
+    return _access
 
 
 class HttpMetrics:

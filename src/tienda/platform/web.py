@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tienda.platform.auth import internal_principal
 from tienda.platform.errors import AppError, ErrorDetail, envelope
-from tienda.platform.observability import HttpMetrics, get_logger
+from tienda.platform.observability import HttpMetrics, access_logger, get_logger
 
 log = get_logger("tienda.http")
 
@@ -102,8 +102,9 @@ class RequestContextMiddleware:
             template = _route_template(scope)
             self.metrics.observe(scope["method"], template, status, elapsed)
             if self.access_log:
-                log.info(
+                access_logger().info(
                     "request",
+                    request_id=request_id,
                     method=scope["method"],
                     path=scope["path"],
                     route=template,
