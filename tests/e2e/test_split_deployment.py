@@ -379,3 +379,28 @@ async def _scenario(split: SplitDeployment, clients: Clients, stored: Stored) ->
 
 async def _equals(value: Awaitable[Any], expected: Any) -> bool:
     return await value == expected
+
+
+async def test_a_service_keeps_an_idle_connection_open_longer_than_its_callers_do(split: SplitDeployment) -> None:
+    """nginx keeps idle upstream connections 60 s and a service's client 30 s; a service that
+    closed them sooner (uvicorn's default: 5 s) could close one as a caller sends a request on
+    it, which the caller cannot safely send again: a 503 under load."""
+    service = split.services["catalog"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{service.port}\r\n\r\n".encode()
+    try:
+        for attempt in range(2):
+            if attempt:
+                await asyncio.sleep(7)  # idle past uvicorn's default keep-alive, on the same connection
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+    finally:
+        writer.close()
