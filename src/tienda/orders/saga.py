@@ -73,7 +73,7 @@ class Saga:
             elif step == "RESERVED":
                 await self._take_out_of_cart(order)
                 if order.payment_method == "COD":
-                    await self._confirm(order_id, at="RESERVED", payment_status="COD_PENDING", then="SELL")
+                    moved = await self._confirm(order_id, at="RESERVED", payment_status="COD_PENDING", then="SELL")
                 else:
                     moved, gateway_down = await self._open_payment(order)
             elif step == "CAPTURED":
@@ -83,7 +83,7 @@ class Saga:
                     await self._fail(order_id, "RESERVATION_EXPIRED", step="REFUND", payment_status="CAPTURED")
                     order = None
                     continue
-                await self._confirm(order_id, at="CAPTURED", payment_status="CAPTURED", then="DONE")
+                moved = await self._confirm(order_id, at="CAPTURED", payment_status="CAPTURED", then="DONE")
             elif step == "SELL":
                 await self.inventory.commit(order_id)
                 moved = await self._move(order, "SELL", saga_step="DONE")
@@ -170,16 +170,19 @@ class Saga:
         )
         return moved, False
 
-    async def _confirm(self, order_id: str, *, at: str, payment_status: str, then: str) -> None:
+    async def _confirm(self, order_id: str, *, at: str, payment_status: str, then: str) -> Order | None:
+        """The order CONFIRMED, if its saga still stands `at`: the row as committed (None when
+        someone else moved it first, so that the caller reads it again)."""
         async with self.db.uow() as uow:
             row = await self._locked(uow, order_id)
             if row.saga_step != at or row.status != OrderStatus.CREATED:
-                return
+                return None
             now = self.clock.now()
             row.status = move(OrderStatus.CREATED, OrderStatus.CONFIRMED).value
             row.payment_status, row.payment_url, row.saga_step, row.updated_at = payment_status, None, then, now
             await uow.publish(events.ORDER_CONFIRMED, events.order_payload(row), at=now)
             await uow.commit()
+        return row
 
     async def _refund_all(self, order: Order) -> bool:
         """Units sold come back and the payment is refunded in full; False if the gateway could
@@ -270,7 +273,7 @@ class Saga:
             return
         row.payment_id = event.payload["paymentId"]
         row.payment_status, row.payment_url, row.updated_at = "CAPTURED", None, self.clock.now()
-        uow.after_commit(partial(self._carry_on, row.order_id))
+        uow.after_commit(partial(self._carry_on, row.order_id, row))
 
     async def on_failed(self, event: Event, uow: UnitOfWork) -> None:
         row = await repository.order(uow.session, event.payload["orderId"], for_update=True)
@@ -278,7 +281,7 @@ class Saga:
             return
         reason = "PAYMENT_EXPIRED" if event.payload.get("reason") == "EXPIRED" else "PAYMENT_DECLINED"
         if await self._failed(uow, row, reason, step="RELEASE", payment_status="FAILED"):
-            uow.after_commit(partial(self._carry_on, row.order_id))
+            uow.after_commit(partial(self._carry_on, row.order_id, row))
 
     async def on_refunded(self, event: Event, uow: UnitOfWork) -> None:
         """A refund done (ours or one made at the gateway): the order shows it; refunded in
@@ -299,8 +302,10 @@ class Saga:
             await uow.publish(events.ORDER_REFUNDED, events.order_payload(row), at=now)
         return True
 
-    async def _carry_on(self, order_id: str) -> None:
+    async def _carry_on(self, order_id: str, row: Order | None = None) -> None:
+        """After a payment event committed: the saga goes on from `row` as that commit left it
+        (locked until then, so no one moved it in between; no need to read it again)."""
         try:
-            await self.advance(order_id)
+            await self.advance(order_id, row)
         except Exception as exc:  # the worker's `resume` carries it on later
             log.warning("saga_stalled", order_id=order_id, error=repr(exc))
