@@ -80,8 +80,7 @@ class InProcessUsersClient:
 
     async def get_address(self, user_id: str, address_id: str) -> AddressInfo | None:
         async with self.db.reader() as uow:
-            user = await repository.user_by_public_id(uow.session, user_id)
-            address = await repository.address_of(uow.session, user.id, address_id) if user else None
+            address = await repository.address_of_user(uow.session, user_id, address_id)
             if address is None:
                 return None
             return AddressInfo(

@@ -53,6 +53,15 @@ async def address_of(session: AsyncSession, user_pk: int, address_id: str) -> Ad
     return await session.scalar(select(Address).where(Address.user_id == user_pk, Address.address_id == address_id))
 
 
+async def address_of_user(session: AsyncSession, user_id: str, address_id: str) -> Address | None:
+    """The address, if it is one of the user's (by the user's public id): one statement."""
+    return await session.scalar(
+        select(Address)
+        .join(User, User.id == Address.user_id)
+        .where(User.user_id == user_id, Address.address_id == address_id)
+    )
+
+
 async def clear_default_address(session: AsyncSession, user_pk: int, *, except_pk: int | None = None) -> None:
     query = update(Address).where(Address.user_id == user_pk, Address.is_default.is_(True))
     if except_pk is not None:
