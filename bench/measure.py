@@ -133,7 +133,8 @@ class CpuWatch:
     A thread samples /proc four times a second, so processes that end before the interval
     does (pgbench's PostgreSQL backends) are still counted, up to their last sample."""
 
-    WATCHED = ("postgres", "redis-server")
+    WATCHED = ("postgres", "redis-server", "beam.smp")
+    """By command name: PostgreSQL's backends, Redis, and RabbitMQ's Erlang VM."""
 
     def __init__(
         self,

@@ -14,13 +14,15 @@ from typing import Any
 from bench.measure import Measurement
 
 MAX_PROCESSES_SHOWN = 4
+KNOWN_PARTIES = ("server", "worker", "postgres", "redis-server", "beam.smp")
+"""Whose CPU a row names; the machine's busy time beyond them (and the load tool) is "other"."""
 NO_SERVER = "-"
 """The server column of ceilings that do not go through HTTP (pgbench, redis-benchmark)."""
 
 
 HEAD = [
     "scenario", "server", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "vs ceiling",
-    "load CPU%", "server CPU% (per process)", "worker CPU%", "pg CPU%", "redis CPU%", "other CPU%",
+    "load CPU%", "server CPU% (per process)", "worker CPU%", "pg CPU%", "redis CPU%", "mq CPU%", "other CPU%",
 ]  # fmt: skip
 
 
@@ -44,7 +46,8 @@ class Row:
     steps: dict[str, dict[str, float]] = field(default_factory=dict)
     """Multi-step flows: each step's latency percentiles."""
     cpu: dict[str, Any] = field(default_factory=dict)
-    """CpuWatch's report: server, server_processes, postgres, redis-server (100 = one core)."""
+    """CpuWatch's report: server, server_processes, worker, postgres, redis-server, beam.smp
+    (RabbitMQ) (100 = one core)."""
 
     @classmethod
     def of(
@@ -62,7 +65,7 @@ class Row:
         cpu = dict(cpu or {})
         if "machine" in cpu:
             # What no known party used: another program's work makes the figures noisy.
-            known = (m.tool_cpu_pct or 0) + sum(cpu.get(k, 0) for k in ("server", "worker", "postgres", "redis-server"))
+            known = (m.tool_cpu_pct or 0) + sum(cpu.get(k, 0) for k in KNOWN_PARTIES)
             cpu["other"] = round(max(0.0, cpu["machine"] - known), 1)
         return cls(
             name=name,
@@ -158,6 +161,7 @@ def table(rows: Iterable[Row]) -> str:
                 _num(r.cpu.get("worker"), 0),
                 _num(r.cpu.get("postgres"), 0),
                 _num(r.cpu.get("redis-server"), 0),
+                _num(r.cpu.get("beam.smp"), 0),
                 _num(r.cpu.get("other"), 0),
             ]
         )

@@ -155,13 +155,21 @@ class TestReport:
 
         assert (reserve.ratio, login.ratio) == (0.25, 0.8)
 
-    def test_the_worker_is_its_own_column_and_not_counted_as_other(self) -> None:
-        cpu = {"machine": 190.0, "server": 80.0, "server_processes": [45.0, 35.0], "worker": 70.0, "postgres": 30.0}
+    def test_the_worker_and_the_broker_are_columns_of_their_own_not_other(self) -> None:
+        cpu = {
+            "machine": 190.0,
+            "server": 70.0,
+            "server_processes": [40.0, 30.0],
+            "worker": 60.0,
+            "postgres": 30.0,
+            "redis-server": 2.0,
+            "beam.smp": 15.0,
+        }
         row = Row.of("checkout", "uvicorn", 20, "asyncio", Measurement(270, 10.0, 1, 2, 3, tool_cpu_pct=6.0), cpu=cpu)
 
-        assert row.cpu["other"] == 4.0
+        assert row.cpu["other"] == 7.0
         cells = [cell.strip() for cell in results.table([row]).splitlines()[2].strip("|").split("|")]
-        assert cells[10:13] == ["80 (45+35)", "70", "30"]
+        assert cells[10:16] == ["70 (40+30)", "60", "30", "2", "15", "7"]
 
 
 class TestAsyncioClient:
