@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 from sqlalchemy import Select, func, insert, select
@@ -166,8 +166,7 @@ class Stores:
 @contextlib.asynccontextmanager
 async def _sessions(stores: Stores) -> AsyncIterator[dict[str, AsyncSession]]:
     """A read-only session on each module's database (one engine per distinct URL)."""
-    urls = {"orders": stores.orders, "payments": stores.payments, "inventory": stores.inventory}
-    urls["notifications"] = stores.notifications
+    urls: dict[str, str] = asdict(stores)
     engines = {url: create_async_engine(url, pool_size=1, max_overflow=0) for url in set(urls.values())}
     try:
         async with contextlib.AsyncExitStack() as stack:
