@@ -21,7 +21,7 @@ from tienda.payments.module import MODULE as PAYMENTS
 from tienda.platform import web
 from tienda.platform.clock import Clock
 from tienda.platform.modules import ModuleSpec
-from tienda.platform.observability import HttpMetrics, configure_logging
+from tienda.platform.observability import HttpMetrics, configure_logging, native_telemetry
 from tienda.platform.runtime import Platform
 from tienda.search.module import MODULE as SEARCH
 from tienda.settings import Settings
@@ -99,6 +99,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=native_telemetry(),
         openapi_tags=[
             {"name": "users", "description": "Registration, sessions, passwords, profiles and addresses."},
             {"name": "catalog", "description": "Products with variants and images, categories, publishing."},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import httpx
 import pytest
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 
 from tests.conftest import Shop
 from tienda.platform import web
-from tienda.platform.observability import HttpMetrics, configure_logging
+from tienda.platform.observability import HttpMetrics, configure_logging, native_telemetry
 
 
 @pytest.fixture
@@ -83,6 +84,28 @@ class TestRequestId:
         assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
         assert len(unsafe.headers["x-request-id"]) == 32
 
+    async def test_generated_ids_are_distinct_hex(self, shop: Shop) -> None:
+        ids = [(await shop.client.get("/healthz")).headers["x-request-id"] for _ in range(200)]
+
+        assert len(set(ids)) == 200
+        assert all(int(i, 16) >= 0 and len(i) == 32 for i in ids)
+
+    def test_a_forked_process_draws_other_ids_than_its_parent(self) -> None:
+        """The ids come from a PRNG: a forked child must not repeat its parent's sequence."""
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through the pipe
+            os.write(write, web._new_request_id().encode())
+            os._exit(0)
+        os.close(write)
+        _, status = os.waitpid(child, 0)
+        theirs = os.read(read, 64).decode()
+        os.close(read)
+
+        assert status == 0
+        assert len(theirs) == 32
+        assert web._new_request_id() != theirs
+
     async def test_each_request_has_an_access_log_line_with_its_id(self, capfd: pytest.CaptureFixture[str]) -> None:
         configure_logging(json=True)
         app = FastAPI()
@@ -106,6 +129,20 @@ class TestRequestId:
         }
         assert line["timestamp"].endswith("Z")
         assert isinstance(line["ms"], float)
+        assert list(line)[-3:] == ["event", "level", "timestamp"]  # as structlog's JSONRenderer writes it
+
+    async def test_no_access_log_below_its_level(self, capfd: pytest.CaptureFixture[str]) -> None:
+        configure_logging(json=True, level="WARNING")
+        try:
+            app = FastAPI()
+            web.install(app, metrics=HttpMetrics(), max_body_bytes=1024)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                response = await client.get("/nowhere", headers={"X-Request-ID": "trace-quiet"})
+        finally:
+            configure_logging(json=True)
+
+        assert response.status_code == 404
+        assert "trace-quiet" not in capfd.readouterr().err
 
     async def test_errors_carry_the_request_id_in_body_and_header(self, shop: Shop) -> None:
         response = await shop.client.get("/api/v1/users/me", headers={"X-Request-ID": "trace-me"})
@@ -173,3 +210,13 @@ class TestOperations:
             'tienda_http_request_duration_seconds_count{method="GET",route="/api/v1/users/{userId}",status="401"} 2.0'
             in text
         )
+
+
+class TestNativeTelemetry:
+    def test_off_unless_the_process_is_set_up_for_opentelemetry(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in [n for n in os.environ if n.startswith(("OTEL_", "FASTAPI_OTEL_"))]:
+            monkeypatch.delenv(name)
+        assert native_telemetry() == {"tracing": False, "metrics": False, "logs": False}
+
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        assert native_telemetry() is None  # FastAPI's default: on, with the configured providers

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import Any
+from datetime import UTC, datetime
+from json import dumps as json_dumps
+from typing import Any, TextIO
 
 import structlog
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from structlog.tracebacks import ExceptionDictTransformer
 
@@ -39,18 +43,23 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
     # The access log, one line per request: its fields, the request id among them, come as
-    # arguments, so its pipeline skips merging context variables (a copy of the request's whole
-    # context, which cost the cheapest requests a quarter of their time) and exceptions.
-    _access = structlog.wrap_logger(
-        structlog.PrintLogger(file=sys.stderr),
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        context_class=dict,
-        cache_logger_on_first_use=True,
+    # arguments. In JSON it skips structlog's pipeline (see `JsonAccessLog`); on the console
+    # its pipeline skips merging context variables (a copy of the request's whole context,
+    # which cost the cheapest requests a quarter of their time) and exceptions.
+    _access = (
+        JsonAccessLog(sys.stderr, enabled=numeric <= logging.INFO)
+        if json
+        else structlog.wrap_logger(
+            structlog.PrintLogger(file=sys.stderr),
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                renderer,
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(numeric),
+            context_class=dict,
+            cache_logger_on_first_use=True,
+        )
     )
     structlog.configure(
         processors=[*shared, renderer],
@@ -61,8 +70,38 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
 
 
+class JsonAccessLog:
+    """The access log in JSON: the line structlog's pipeline above writes (the fields, then
+    `event`, `level` and `timestamp`), written without that pipeline, whose bound-logger
+    machinery cost a cached read a fifth of its CPU time (31 of 137 us; this costs 6)."""
+
+    def __init__(self, stream: TextIO, *, enabled: bool = True) -> None:
+        self._stream = stream
+        self._enabled = enabled
+
+    def info(self, event: str, **fields: Any) -> None:
+        if not self._enabled:
+            return
+        fields["event"] = event
+        fields["level"] = "info"
+        fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self._stream.write(json_dumps(fields) + "\n")
+        self._stream.flush()
+
+
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+def native_telemetry() -> TelemetryConfig | None:
+    """FastAPI's own OpenTelemetry instrumentation: FastAPI's default (on, with whatever
+    providers are set up) when the process is configured for OpenTelemetry (an `OTEL_*` or
+    `FASTAPI_OTEL_*` variable, as `opentelemetry-instrument` and exporters need), off
+    otherwise. Off, FastAPI skips its check for providers, which reads environment variables
+    on every request (3% of a cached read). The shop's own metrics are Prometheus's."""
+    if any(name.startswith(("OTEL_", "FASTAPI_OTEL_")) for name in os.environ):
+        return None
+    return {"tracing": False, "metrics": False, "logs": False}
 
 
 def access_logger() -> Any:
@@ -91,7 +130,17 @@ class HttpMetrics:
             registry=self.registry,
         )
 
+        # The series of each label set, found once: `labels()` takes a lock and builds its key
+        # on every call (half of what observing a request cost).
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method, route, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        series = self._series.get((method, route, status))
+        if series is None:
+            labels = (method, route, str(status))
+            series = self._series[method, route, status] = (
+                self.requests.labels(*labels),
+                self.latency.labels(*labels),
+            )
+        series[0].inc()
+        series[1].observe(seconds)

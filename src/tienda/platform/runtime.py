@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -28,6 +29,8 @@ from tienda.settings import Settings
 
 T = TypeVar("T")
 
+REDIS_CONNECT_TIMEOUT = 5.0
+REDIS_KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
 REDIS_CONNECTIONS = 2000
 """Redis connections one process may open, one per command in flight. Past it a command fails
 ('Too many connections'): far above what a process's requests hold at once, and far below
@@ -71,6 +74,10 @@ class Platform:
                 ConnectionPool.from_url(
                     settings.redis_url,
                     max_connections=REDIS_CONNECTIONS,
+                    socket_timeout=None,
+                    socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+                    socket_keepalive=True,
+                    socket_keepalive_options=REDIS_KEEPALIVE,
                     retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1), retries=10),
                 )
             )

@@ -4,9 +4,10 @@ the error envelope for every non-2xx answer, and the health, readiness and metri
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,18 @@ def _request_id(scope: Scope) -> str:
             if _SAFE_REQUEST_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return _new_request_id()
+
+
+# Request ids: 32 hex digits from a PRNG seeded from the OS in each process (and again in a
+# forked child). An id has to be unique, not unpredictable, and `uuid4()` reads the kernel's
+# random source on every request: a system call, 3-4% of a cached read's time.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
+def _new_request_id() -> str:
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def _route_template(scope: Scope) -> str:
