@@ -54,6 +54,67 @@ class TestCache:
     async def test_ping(self, cache: Cache) -> None:
         await cache.ping()
 
+    async def test_concurrent_reads_each_get_their_own_values(self, cache: Cache) -> None:
+        """Reads asked for in the same turn of the event loop (on Redis: one MGET) are
+        answered each with its own keys' values, whatever mix of single and multiple reads."""
+        for n in range(60):
+            await cache.set(f"k{n}", f"v{n}".encode(), ttl=60)
+
+        async def one(n: int) -> object:
+            if n % 3 == 0:
+                return await cache.get_many(f"k{n}", "missing", f"k{(n + 1) % 60}")
+            return await cache.get(f"k{n}" if n % 3 == 1 else "missing")
+
+        answers = await asyncio.gather(*(one(n) for n in range(60)))
+
+        for n, answer in enumerate(answers):
+            if n % 3 == 0:
+                assert answer == [f"v{n}".encode(), None, f"v{(n + 1) % 60}".encode()]
+            else:
+                assert answer == (f"v{n}".encode() if n % 3 == 1 else None)
+
+    async def test_a_read_sees_a_write_that_completed_before_it(self, cache: Cache) -> None:
+        await cache.set("seen", b"old", ttl=60)
+        first = asyncio.ensure_future(cache.get("seen"))
+        await cache.set("seen", b"new", ttl=60)
+
+        assert await cache.get("seen") == b"new"
+        assert await first in (b"old", b"new")
+
+
+class TestRedisBatchedReads:
+    async def test_a_failed_batch_fails_every_read_in_it(self) -> None:
+        cache = RedisCache(Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1), prefix="x:")
+        try:
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*(cache.get(f"k{n}") for n in range(10)), return_exceptions=True), timeout=30
+            )
+        finally:
+            await cache.close()
+
+        assert len(outcomes) == 10
+        assert all(isinstance(outcome, Exception) for outcome in outcomes)
+
+    @pytest.mark.parametrize("cache_backend", ["redis"], indirect=True)
+    async def test_the_others_in_a_batch_are_answered_when_its_first_reader_is_cancelled(
+        self, cache_backend: str, redis_url: str | None, redis_prefix: str
+    ) -> None:
+        cache = RedisCache(Redis.from_url(str(redis_url)), prefix=redis_prefix)
+        try:
+            await cache.set("b", b"bee", ttl=60)
+            leader = asyncio.ensure_future(cache.get("a"))
+            followers = [asyncio.ensure_future(cache.get_many("b", "c")) for _ in range(3)]
+            await asyncio.sleep(0)  # the leader waits one turn for others; the followers join
+            leader.cancel()
+
+            answers = await asyncio.wait_for(asyncio.gather(*followers), timeout=5)
+
+            assert answers == [[b"bee", None]] * 3
+            assert leader.cancelled()
+            assert await cache.get("b") == b"bee"  # and the cache goes on serving
+        finally:
+            await cache.close()
+
 
 class TestMemoryCacheBound:
     async def test_evicts_the_least_recently_used_entry(self) -> None:

@@ -7,6 +7,7 @@ is set, so several API workers share one cache and invalidations reach all of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -80,18 +81,72 @@ class MemoryCache:
         self._data.clear()
 
 
+_Follower = tuple[list[str], "asyncio.Future[list[bytes | None]]"]
+"""A read that joined a batch: its keys, and the future its values are set on."""
+
+
 class RedisCache:
+    """The cache on Redis. Reads that requests of one process ask for in the same turn of the
+    event loop go to Redis as one MGET (automatic pipelining, as ioredis and go-redis do it):
+    one command, one write and one read of a socket for all of them instead of one each,
+    which were most of a cached read's CPU time. A read still sees every write that completed
+    before it was asked for: the MGET is sent after it was."""
+
     def __init__(self, client: Redis, *, prefix: str = "tienda:") -> None:
         self._redis = client
         self._prefix = prefix
+        self._forming: list[_Follower] | None = None
+        self._serving: set[asyncio.Future[None]] = set()
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._prefix + key)
-        return value.encode() if isinstance(value, str) else value
+        return (await self._read([key]))[0]
 
     async def get_many(self, *keys: str) -> list[bytes | None]:
-        values = await self._redis.mget([self._prefix + k for k in keys])
-        return [v.encode() if isinstance(v, str) else v for v in values]
+        return await self._read(list(keys)) if keys else []
+
+    async def _read(self, keys: list[str]) -> list[bytes | None]:
+        if self._forming is not None:  # a batch is forming: join it
+            joined: asyncio.Future[list[bytes | None]] = asyncio.get_running_loop().create_future()
+            self._forming.append((keys, joined))
+            return await joined
+        # Lead a batch: let the tasks that are ready run once (those that read join), then send.
+        followers: list[_Follower] = []
+        self._forming = followers
+        try:
+            try:
+                await asyncio.sleep(0)
+            finally:
+                self._forming = None
+            return await self._mget(keys, followers)
+        except asyncio.CancelledError:
+            if followers:  # the others did not ask to be cancelled: their reads go on without this one
+                task = asyncio.ensure_future(self._serve(followers))
+                self._serving.add(task)
+                task.add_done_callback(self._serving.discard)
+            raise
+
+    async def _mget(self, keys: list[str], followers: list[_Follower]) -> list[bytes | None]:
+        """The values of `keys`; each follower's future gets those of its own keys, or the error."""
+        try:
+            raw = await self._redis.mget(
+                [self._prefix + k for batch in (keys, *(f[0] for f in followers)) for k in batch]
+            )
+        except Exception as exc:
+            for _, future in followers:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        values: list[bytes | None] = [v.encode() if isinstance(v, str) else v for v in raw]
+        position = len(keys)
+        for batch, future in followers:
+            if not future.done():
+                future.set_result(values[position : position + len(batch)])
+            position += len(batch)
+        return values[: len(keys)]
+
+    async def _serve(self, followers: list[_Follower]) -> None:
+        with contextlib.suppress(Exception):  # each follower has it
+            await self._mget([], followers)
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
         await self._redis.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
