@@ -127,14 +127,15 @@ def create_app(
         )
     for spec in modules:
         for router in spec.routers:
-            app.include_router(router, prefix=API_PREFIX)
-            app.include_router(router, prefix=ALIAS_PREFIX, include_in_schema=False)
+            web.include_flat(app, router, prefix=API_PREFIX)
+            web.include_flat(app, router, prefix=ALIAS_PREFIX, include_in_schema=False)
         for router in spec.root_routers:
-            app.include_router(router)
-    app.include_router(
+            web.include_flat(app, router)
+    web.include_flat(
+        app,
         web.ops_router(
             lambda: app.state.platform.checks(), metrics, multiprocess=settings.metrics_multiprocess_dir is not None
-        )
+        ),
     )
     _document_errors_as_they_are(app)
     return app
