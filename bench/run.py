@@ -141,6 +141,7 @@ def prepare(cfg: Config, settings: Settings, users: Sequence[data.BenchUser]) ->
             settings=settings, database_url=db_url, users=users, quick=cfg.quick, products=cfg.products
         )
         asyncio.run(module.load(context))
+    asyncio.run(data.analyze(db_url))
     say(f"data set loaded: {len(users):,} users, {cfg.products:,} products in {time.perf_counter() - began:.1f}s")
 
 
