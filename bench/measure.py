@@ -125,6 +125,18 @@ def machine_busy_pct(seconds: float = 2.0) -> float:
     return 100 * (_machine_busy_seconds() - before) / (time.perf_counter() - began)
 
 
+def tree_busy_pct(root: int, seconds: float = 1.0) -> float:
+    """How busy a process and its descendants are right now (100 = one core), over `seconds`."""
+
+    def used() -> float:
+        processes = _processes()
+        return sum(processes[pid][2] for pid in _tree(root, processes))
+
+    before, began = used(), time.perf_counter()
+    time.sleep(seconds)
+    return 100 * (used() - before) / (time.perf_counter() - began)
+
+
 class CpuWatch:
     """CPU% (100 = one core) over an interval: of the whole machine, of a server's processes
     one by one (uvicorn and granian fork their workers), and of PostgreSQL and Redis, so a

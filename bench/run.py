@@ -26,7 +26,7 @@ from typing import Any
 from redis import Redis
 
 from bench import ceilings, data, flows, results, scenarios, split, wrk
-from bench.measure import CpuWatch, Measurement, machine_busy_pct
+from bench.measure import CpuWatch, Measurement, machine_busy_pct, tree_busy_pct
 from bench.results import NO_SERVER, Row
 from bench.scenario import LoadContext, Scenario, Target
 from bench.servers import BIN, SERVERS, Server, ServerFailed, app_command, app_env, free_port, hello_command
@@ -39,6 +39,9 @@ RESULTS_DIR = Path(__file__).parent / "results"
 DEFAULT_CONCURRENCY = 32
 NOISE_CPU_PCT = 25.0
 """More CPU than this (100 = one core) used by no party of the run marks a row noisy."""
+SETTLED_CPU_PCT = 10.0
+"""`tienda worker` below this much of one core has nothing left to do."""
+SETTLE_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,22 @@ def _scenario(cfg: Config, shop: Server, worker: Server, scenario: Scenario, tar
         for row in rows:
             row.error_kinds.update({f"check: {p}": 1 for p in problems})
             row.errors += len(problems)
+    _settle(worker, scenario.name)
     return rows
+
+
+def _settle(worker: Server, after: str) -> None:
+    """Wait until `tienda worker` has handled the events a scenario left behind (its CPU is
+    quiet): else the next scenario is measured beside that backlog (the carts rows after the
+    reservation rows shared the machine with a worker at 50% handling 12,000 stock events)."""
+    began = time.monotonic()
+    while tree_busy_pct(worker.pid) > SETTLED_CPU_PCT:
+        if time.monotonic() - began > SETTLE_TIMEOUT_S:
+            say(f"  warning: the worker is still busy {SETTLE_TIMEOUT_S:.0f}s after {after}; going on")
+            return
+    waited = time.monotonic() - began
+    if waited > 1.5:
+        say(f"  waited {waited:.0f}s for the worker to handle what {after} left")
 
 
 def _loader(cfg: Config, base_url: str, scenario: Scenario, data_rows: Sequence[Sequence[str]], path: Path) -> Load:
