@@ -34,12 +34,18 @@ class RabbitBus:
         in_flight: int = 8,
         batch_size: int = 16,
         drainers: int = 2,
+        linger: float = 0.05,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.max_attempts = max_attempts
         self.prefetch = prefetch
         self.batch_size = batch_size
+        # How long a consumer waits for more messages when fewer than a batch have come: a
+        # stream of events (a stock change per reservation of a popular item) is then handled
+        # in batches, one transaction and (of events one supersedes another) one change each,
+        # instead of one by one, for at most this much more delay per hop.
+        self.linger = linger
         # Per consumer: units of work under way at once (each with its own batch).
         self.drainers = drainers
         self._tasks: list[asyncio.Task[None]] = []
@@ -115,6 +121,8 @@ class RabbitBus:
         one, so that only a failing message is retried."""
         while True:
             batch = [await inbox.get()]
+            if self.linger and inbox.qsize() < self.batch_size - 1:
+                await asyncio.sleep(self.linger)
             while len(batch) < self.batch_size and not inbox.empty():
                 batch.append(inbox.get_nowait())
             try:
