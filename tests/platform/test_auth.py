@@ -47,6 +47,20 @@ class TestAccessTokens:
         with pytest.raises(Unauthorized, match="Invalid"):
             await _tokens(clock).verify(forged.token)
 
+    async def test_a_token_accepted_once_is_still_checked_against_the_key(self) -> None:
+        """Verified tokens are remembered: by their exact string and the key, nothing less."""
+        clock = FrozenClock()
+        issued = _tokens(clock).issue("u_abc", Role.ADMIN)
+        await _tokens(clock).verify(issued.token)
+        head, payload, signature = issued.token.split(".")
+        tampered = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+
+        with pytest.raises(Unauthorized, match="Invalid"):
+            await _tokens(clock, key="x" * 48).verify(issued.token)
+        with pytest.raises(Unauthorized, match="Invalid"):
+            await _tokens(clock).verify(tampered)
+        assert (await _tokens(clock).verify(issued.token)).subject == "u_abc"
+
     async def test_an_unknown_role_is_refused(self) -> None:
         token = jwt.encode(
             {"sub": "u_a", "role": "GOD", "exp": 2**40, "jti": "1", "iss": "tienda", "typ": "access"}, KEY
