@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import BaseRoute
 
 from tienda import __version__
 from tienda.carts.module import MODULE as CARTS
@@ -137,11 +138,11 @@ def create_app(
             lambda: app.state.platform.checks(), metrics, multiprocess=settings.metrics_multiprocess_dir is not None
         ),
     )
-    _document_errors_as_they_are(app)
+    _document_errors_as_they_are(app, web.index_routes(app))
     return app
 
 
-def _document_errors_as_they_are(app: FastAPI) -> None:
+def _document_errors_as_they_are(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
     """FastAPI documents a 422 `HTTPValidationError` on every route; ours answer 400 with the
     error envelope (already listed per route), so the schema says what really happens."""
 
@@ -151,7 +152,7 @@ def _document_errors_as_they_are(app: FastAPI) -> None:
                 title=app.title,
                 version=app.version,
                 description=app.description,
-                routes=app.routes,
+                routes=routes,
                 tags=app.openapi_tags,
             )
             for path in schema.get("paths", {}).values():
