@@ -72,8 +72,8 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
 
 class JsonAccessLog:
     """The access log in JSON: the line structlog's pipeline above writes (the fields, then
-    `event`, `level` and `timestamp`), written without that pipeline, whose bound-logger
-    machinery cost a cached read a fifth of its CPU time (31 of 137 us; this costs 6)."""
+    `event`, `level` and `timestamp`), written without that pipeline: 7.4 us a line against
+    structlog's 12.7 (timeit, one line of the shop's fields), on every request."""
 
     def __init__(self, stream: TextIO, *, enabled: bool = True) -> None:
         self._stream = stream

@@ -60,7 +60,8 @@ def _route_template(scope: Scope) -> str:
     one series per route rather than per URL."""
     if _CACHED_ROUTE in scope:
         return str(scope[_CACHED_ROUTE])
-    # FastAPI includes routers lazily: the full path lives on its effective route context.
+    # A route of a router included with `include_router` (not `include_flat`) has its full
+    # path on its effective route context.
     context = scope.get("fastapi", {}).get("effective_route_context")
     path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
     return str(path) if path else "<unmatched>"
