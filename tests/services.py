@@ -50,19 +50,19 @@ class Served:
     """An ASGI app served by uvicorn on 127.0.0.1 in a background thread."""
 
     def __init__(self, app: Any, name: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, loop="asyncio", log_level="warning", access_log=False
-        )
+        # Port 0: the server binds a free port itself, read back once it listens (a port found
+        # free beforehand can be taken in between, by any outgoing connection of a busy machine).
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, loop="asyncio", log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"serve-{name}", daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise AssertionError(f"{name} did not start on {self.url}")
+                raise AssertionError(f"{name} did not start")
             time.sleep(0.02)
+        self.port = int(self.server.servers[0].sockets[0].getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self.server.should_exit = True
