@@ -138,7 +138,8 @@ def create_app(
             lambda: app.state.platform.checks(), metrics, multiprocess=settings.metrics_multiprocess_dir is not None
         ),
     )
-    _document_errors_as_they_are(app, web.index_routes(app))
+    routes = web.index_routes(app)
+    _document_errors_as_they_are(app, routes)
     return app
 
 

@@ -442,8 +442,9 @@ def include_flat(app: FastAPI, router: APIRouter, *, prefix: str = "", include_i
 
 
 INDEX_DEPTH = 3
-_INDEXED_ROUTE = "tienda.indexed_route"
 """Path segments the route index keys on (`/api/v1/carts`)."""
+_INDEXED_ROUTE = "tienda.indexed_route"
+"""The scope key under which `IndexedRoutes.matches` names the route that matched."""
 
 
 class IndexedRoutes(BaseRoute):
