@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from functools import cache
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from tienda.payments.models import Payment, PaymentEvent, Refund
 
+_BY = {
+    "payment_id": (Payment.payment_id == bindparam("payment_id"),),
+    "order_id": (Payment.order_id == bindparam("order_id"),),
+    "reference": (
+        Payment.payment_provider == bindparam("provider"),
+        Payment.provider_reference == bindparam("reference"),
+    ),
+}
 
-async def _one(session: AsyncSession, query: Select[Any], for_update: bool, refunds: bool = True) -> Payment | None:
+
+@cache
+def _one_by(key: str, for_update: bool, refunds: bool) -> Select[Payment]:
+    """A payment found by `key` (see _BY), built once per kind of lookup with its values bound
+    at execution: building it with its options and cache key on every call cost as much CPU
+    as running it (a checkout looks its payment up three times)."""
+    query = select(Payment).where(*_BY[key])
     if refunds:
         query = query.options(selectinload(Payment.refunds))
     if for_update:
         query = query.with_for_update(of=Payment)
-    found: Payment | None = await session.scalar(query.execution_options(populate_existing=True))
+    return query.execution_options(populate_existing=True)
+
+
+async def _one(
+    session: AsyncSession, key: str, values: dict[str, str], *, for_update: bool, refunds: bool
+) -> Payment | None:
+    found: Payment | None = await session.scalar(_one_by(key, for_update, refunds), values)
     return found
 
 
@@ -25,26 +45,29 @@ async def payment(
     session: AsyncSession, payment_id: str, *, for_update: bool = False, refunds: bool = True
 ) -> Payment | None:
     """The payment, with its refunds unless `refunds=False` (then they must not be touched)."""
-    return await _one(session, select(Payment).where(Payment.payment_id == payment_id), for_update, refunds)
+    return await _one(session, "payment_id", {"payment_id": payment_id}, for_update=for_update, refunds=refunds)
 
 
 async def payment_of_order(
     session: AsyncSession, order_id: str, *, for_update: bool = False, refunds: bool = True
 ) -> Payment | None:
-    return await _one(session, select(Payment).where(Payment.order_id == order_id), for_update, refunds)
+    return await _one(session, "order_id", {"order_id": order_id}, for_update=for_update, refunds=refunds)
 
 
 async def payment_by_reference(
     session: AsyncSession, provider: str, reference: str, *, for_update: bool = False, refunds: bool = True
 ) -> Payment | None:
-    query = select(Payment).where(Payment.payment_provider == provider, Payment.provider_reference == reference)
-    return await _one(session, query, for_update, refunds)
+    values = {"provider": provider, "reference": reference}
+    return await _one(session, "reference", values, for_update=for_update, refunds=refunds)
+
+
+_EVENT_SEEN = select(PaymentEvent.id).where(
+    PaymentEvent.provider == bindparam("provider"), PaymentEvent.event_id == bindparam("event_id")
+)
 
 
 async def event_seen(session: AsyncSession, provider: str, event_id: str) -> bool:
-    found = await session.scalar(
-        select(PaymentEvent.id).where(PaymentEvent.provider == provider, PaymentEvent.event_id == event_id)
-    )
+    found = await session.scalar(_EVENT_SEEN, {"provider": provider, "event_id": event_id})
     return found is not None
 
 

@@ -76,7 +76,7 @@ class SandboxProvider:
         self.tolerance_seconds = tolerance_seconds
 
     async def create_checkout(self, request: PaymentRequest) -> GatewayCheckout:
-        return GatewayCheckout(reference=f"sbx_{secrets.token_hex(10)}", url=f"{self.page_base}/{request.payment_id}")
+        return GatewayCheckout(reference=reference_of(request.payment_id), url=f"{self.page_base}/{request.payment_id}")
 
     def signed(self, body: bytes) -> dict[str, str]:
         """Headers the sandbox gateway sends with `body`."""
