@@ -151,28 +151,37 @@ async def next_order_id(db: Database, now: datetime) -> str:
     orders opening a day that way each take a gap lock with the empty UPDATE, then each
     INSERT waits for the other's (a deadlock)."""
     day = now.strftime("%Y%m%d")
+    upsert = _next_number(db.dialect)
     if db.dialect in ("mysql", "mariadb"):
-        # No RETURNING on an upsert here: LAST_INSERT_ID(expr) hands the value to this connection.
-        upsert: Any = mysql_insert(OrderSequence).values(day=day, last=func.last_insert_id(1))
-        upsert = upsert.on_duplicate_key_update(last=func.last_insert_id(OrderSequence.last + 1))
         async with db.read_engine.connect() as conn:  # autocommit
-            await conn.execute(upsert)
-            last = await conn.scalar(select(func.last_insert_id()))
+            await conn.execute(upsert, {"day": day})
+            last = await conn.scalar(_LAST_INSERT_ID)
+    elif db.dialect == "sqlite":  # one writer at a time anyway
+        async with db.uow() as uow:
+            last = (await uow.session.execute(upsert, {"day": day})).scalar_one()
+            await uow.commit()
     else:
-        upsert = (postgresql_insert if db.dialect == "postgresql" else sqlite_insert)(OrderSequence).values(
-            day=day, last=1
-        )
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[OrderSequence.day], set_={"last": OrderSequence.last + 1}
-        ).returning(OrderSequence.last)
-        if db.dialect == "sqlite":  # one writer at a time anyway
-            async with db.uow() as uow:
-                last = (await uow.session.execute(upsert)).scalar_one()
-                await uow.commit()
-        else:
-            async with db.read_engine.connect() as conn:  # autocommit
-                last = (await conn.execute(upsert)).scalar_one()
+        async with db.read_engine.connect() as conn:  # autocommit
+            last = (await conn.execute(upsert, {"day": day})).scalar_one()
     return f"ord_{day}_{int(last or 0):04d}"
+
+
+_LAST_INSERT_ID = select(func.last_insert_id())
+
+
+@cache
+def _next_number(dialect: str) -> Any:
+    """The upsert of `next_order_id` for this dialect, built once; parameter: `day`."""
+    if dialect in ("mysql", "mariadb"):
+        # No RETURNING on an upsert here: LAST_INSERT_ID(expr) hands the value to this connection.
+        upsert: Any = mysql_insert(OrderSequence).values(day=bindparam("day"), last=func.last_insert_id(1))
+        return upsert.on_duplicate_key_update(last=func.last_insert_id(OrderSequence.last + 1))
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(OrderSequence).values(
+        day=bindparam("day"), last=1
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=[OrderSequence.day], set_={"last": OrderSequence.last + 1}
+    ).returning(OrderSequence.last)
 
 
 # -- coupon redemptions ------------------------------------------------------------------
