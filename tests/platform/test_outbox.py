@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, func, select
 
 from tests.conftest import Shop
 from tienda.platform.db import UnitOfWork
@@ -99,6 +99,57 @@ class TestInProcessRelay:
 
         assert seen == [event.id]
         assert results.count(True) == 1
+
+    async def test_modules_on_one_database_are_probed_in_one_statement(self, shop: Shop) -> None:
+        """One process, one database: an idle round asks once whether any outbox has events,
+        and a round relays exactly the outboxes that have some."""
+        databases = list(shop.platform.databases.values())
+        assert len({db.url for db in databases}) == 1
+        assert len(databases) > 2
+        seen: list[str] = []
+        users = shop.platform.db("users")
+        orders = shop.platform.db("orders")
+        relay = OutboxRelay(databases, InProcessBus([Subscription(_consumer("test.probe", seen), users)]))
+        statements: list[str] = []
+
+        def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+            if statement.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
+                statements.append(statement)
+
+        # Readers share the writer's engine (and its events), but for SQLite's engine of readers.
+        engines = {db.engine.sync_engine for db in databases} | {
+            db.read_engine.sync_engine for db in databases if db.dialect == "sqlite"
+        }
+        for each in engines:
+            event.listen(each, "before_cursor_execute", count)
+        try:
+            assert await relay.run_once() == 0
+            idle = list(statements)
+            await shop.register("probe@example.com")  # a users event
+            async with orders.uow() as uow:
+                await uow.publish("test.orders_only", {"n": 1})
+                await uow.commit()
+            statements.clear()
+            assert await relay.run_once() == 2
+            busy = list(statements)
+        finally:
+            for each in engines:
+                event.remove(each, "before_cursor_execute", count)
+
+        [probe] = idle
+        assert probe.startswith("SELECT EXISTS")
+        touched = {
+            name
+            for name in ("users_outbox_events", "orders_outbox_events", "carts_outbox_events")
+            if any(s.startswith(f"UPDATE {name} SET lease_until") for s in busy)
+        }
+        assert touched == {"users_outbox_events", "orders_outbox_events"}
+        assert len(seen) == 1
+        for db in (users, orders):
+            table = db.outbox.outbox
+            async with db.engine.connect() as conn:
+                waiting = await conn.scalar(select(func.count()).where(table.c.published_at.is_(None)))
+            assert waiting == 0
 
     async def test_a_failing_consumer_keeps_the_event_for_a_retry(self, shop: Shop) -> None:
         seen: list[str] = []

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     Update,
     bindparam,
+    exists,
     select,
     update,
 )
@@ -118,6 +119,15 @@ class OutboxTables:
             .order_by(table.c.id)
             .limit(bindparam("limit"))
             .with_for_update(skip_locked=True)
+        )
+
+    @cached_property
+    def waiting(self) -> Select[Any]:
+        """Whether an event is waiting (unpublished, not leased at `now`): the relay's probe."""
+        table = self.outbox
+        return select(table.c.id).where(
+            table.c.published_at.is_(None),
+            (table.c.lease_until.is_(None)) | (table.c.lease_until < bindparam("now")),
         )
 
     @cached_property
@@ -246,6 +256,12 @@ class Subscription:
         return len(fresh)
 
 
+@cache
+def _probe(outboxes: tuple[OutboxTables, ...]) -> Select[*tuple[bool, ...]]:
+    """One row: for each outbox, whether an event waits in it (parameter `now`)."""
+    return select(*(exists(tables.waiting).label(f"waiting_{i}") for i, tables in enumerate(outboxes)))
+
+
 def _latest(events: list[Event], key: Callable[[Event], Hashable] | None) -> list[Event]:
     """The events to handle, in order: all of them, or the latest of each key (by time, then
     by arrival)."""
@@ -313,9 +329,29 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         sent = 0
-        for db in self.databases:
+        for db in await self._waiting():
             sent += await self._relay(db)
         return sent
+
+    async def _waiting(self) -> list[Database]:
+        """The databases with events waiting. Modules that share one database (one process
+        runs them all) are asked in one statement, not each in a transaction of its own: an
+        idle relay polling eight outboxes five times a second cost 7% of a core, and under
+        load most rounds find most outboxes empty. An event committed after the probe is
+        found by the next round, as one committed after an outbox's own poll always was."""
+        groups: dict[str, list[Database]] = {}
+        for db in self.databases:
+            groups.setdefault(db.url, []).append(db)
+        waiting: list[Database] = []
+        now = datetime.now(UTC)
+        for group in groups.values():
+            if len(group) == 1:
+                waiting += group
+                continue
+            async with group[0].read_engine.connect() as conn:
+                row = (await conn.execute(_probe(tuple(db.outbox for db in group)), {"now": now})).one()
+            waiting += [db for db, has in zip(group, row, strict=True) if has]
+        return waiting
 
     async def drain(self, *, max_rounds: int = 100) -> int:
         """Relay until nothing is left (tests and shutdown)."""
