@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, case, func, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -43,15 +43,18 @@ async def category_in_use(session: AsyncSession, pk: int) -> bool:
     return child is not None or product is not None
 
 
+_PRODUCT = (
+    select(Product)
+    .where(Product.product_id == bindparam("product_id"))
+    .options(selectinload(Product.variants), selectinload(Product.images))
+)
+_PRODUCT_FOR_UPDATE = _PRODUCT.with_for_update()
+"""Built once: every stock event the catalog copies reads its product (building the select
+with its loader options and cache key per call cost about as much CPU as running it)."""
+
+
 async def product(session: AsyncSession, product_id: str, *, for_update: bool = False) -> Product | None:
-    query = (
-        select(Product)
-        .where(Product.product_id == product_id)
-        .options(selectinload(Product.variants), selectinload(Product.images))
-    )
-    if for_update:
-        query = query.with_for_update()
-    return await session.scalar(query)
+    return await session.scalar(_PRODUCT_FOR_UPDATE if for_update else _PRODUCT, {"product_id": product_id})
 
 
 async def products(session: AsyncSession, product_ids: list[str]) -> list[Product]:

@@ -55,13 +55,15 @@ async def item(
     return await session.scalar(query)
 
 
+_ITEM = (StockItem.product_id == bindparam("product_id_"), StockItem.variant_id == bindparam("variant_id_"))
+"""One stock row, by the parameters `product_id_` and `variant_id_` (statements built once,
+for those every checkout runs: building one per call cost about as much CPU as running it)."""
+_COUNTS_OF_ITEM = select(*_COUNTS).where(*_ITEM)
+
+
 async def counts(session: AsyncSession, product_id: str, variant_id: str) -> Counts:
     """The row as stored now (the guarded UPDATEs bypass the ORM's objects)."""
-    row = (
-        await session.execute(
-            select(*_COUNTS).where(StockItem.product_id == product_id, StockItem.variant_id == variant_id)
-        )
-    ).one()
+    row = (await session.execute(_COUNTS_OF_ITEM, {"product_id_": product_id, "variant_id_": variant_id})).one()
     return _counts(row)
 
 
@@ -139,23 +141,28 @@ async def unhold(
     )
 
 
+_CONSUME = (
+    update(StockItem)
+    .where(
+        *_ITEM,
+        StockItem.reserved_count >= bindparam("quantity"),
+        StockItem.stock_count >= bindparam("quantity"),
+    )
+    .values(
+        stock_count=StockItem.stock_count - bindparam("quantity"),
+        reserved_count=StockItem.reserved_count - bindparam("quantity"),
+        updated_at=bindparam("now"),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 async def consume(session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime) -> bool:
     """Reserved units leave the stock (sold)."""
-    return await _changed_one(
-        session,
-        update(StockItem)
-        .where(
-            StockItem.product_id == product_id,
-            StockItem.variant_id == variant_id,
-            StockItem.reserved_count >= quantity,
-            StockItem.stock_count >= quantity,
-        )
-        .values(
-            stock_count=StockItem.stock_count - quantity,
-            reserved_count=StockItem.reserved_count - quantity,
-            updated_at=now,
-        ),
-    )
+    values = {"product_id_": product_id, "variant_id_": variant_id, "quantity": quantity, "now": now}
+    result = await session.execute(_CONSUME, values)
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
 
 
 async def restock(
@@ -174,15 +181,17 @@ async def restock(
     )
 
 
+_RESERVATIONS = (
+    select(Reservation)
+    .where(Reservation.order_id == bindparam("order_id"))
+    .order_by(Reservation.product_id, Reservation.variant_id)
+)
+_RESERVATIONS_FOR_UPDATE = _RESERVATIONS.with_for_update()
+
+
 async def reservations(session: AsyncSession, order_id: str, *, for_update: bool = False) -> list[Reservation]:
-    query = (
-        select(Reservation)
-        .where(Reservation.order_id == order_id)
-        .order_by(Reservation.product_id, Reservation.variant_id)
-    )
-    if for_update:
-        query = query.with_for_update()
-    return list(await session.scalars(query))
+    query = _RESERVATIONS_FOR_UPDATE if for_update else _RESERVATIONS
+    return list(await session.scalars(query, {"order_id": order_id}))
 
 
 async def expired(session: AsyncSession, now: datetime, limit: int) -> list[Reservation]:
