@@ -21,6 +21,8 @@ from tests.notifications.support import (
     stored,
 )
 from tests.orders.support import buyer, order_for
+from tienda.notifications.domain import NotificationType
+from tienda.notifications.wiring import notification_service
 
 
 def _money(amount: object) -> str:
@@ -157,6 +159,35 @@ class TestRetry:
         mail_shop.clock.advance(hours=1)
         assert await retry_job(mail_shop) == 0
         assert smtp.received == []
+
+    async def test_one_made_from_an_event_whose_sender_stopped_is_sent_when_its_claim_runs_out(
+        self, mail_shop: Shop, smtp: SmtpServer
+    ) -> None:
+        """An event's notifications are created claimed for their first attempt; if the process
+        stops after that commit and before it sends, the retry job sends them once the claim
+        (the sending lease) has run out, and only then."""
+        smtp.start()
+        user_id = await mail_shop.register("late@example.com")
+        await mail_shop.relay()  # the welcome e-mail
+        smtp.received.clear()
+        service = notification_service(mail_shop.platform)
+        async with mail_shop.platform.db("notifications").uow() as uow:
+            claimed = await service.from_event(
+                uow, event_id="evt-stopped", kind=NotificationType.ORDER_SHIPPED, payload=order_payload(user_id)
+            )
+            await uow.commit()  # ... and the process stops before `send_claimed`
+        [row] = [r for r in await stored(mail_shop) if r["type"] == "ORDER_SHIPPED"]
+        assert [c.id for c in claimed] == [row["id"]]
+        assert (row["status"], row["attempts"]) == ("PENDING", 1)
+
+        assert await retry_job(mail_shop) == 0  # claimed: nobody else takes it meanwhile
+        mail_shop.clock.advance(seconds=service.lease.total_seconds())
+        assert await retry_job(mail_shop) == 1
+        assert await retry_job(mail_shop) == 0
+
+        [row] = [r for r in await stored(mail_shop) if r["type"] == "ORDER_SHIPPED"]
+        assert (row["status"], row["attempts"]) == ("SENT", 2)
+        assert [m.recipients for m in smtp.received] == [["late@example.com"]]
 
     @ALL
     async def test_two_senders_at_once_send_each_notification_once(self, mail_shop: Shop, smtp: SmtpServer) -> None:

@@ -1,6 +1,6 @@
-"""The events notifications consume: each creates its notifications PENDING in the consumer's
-unit of work (which also records the event as processed, so a redelivery makes none), and
-sends them once that has committed."""
+"""The events notifications consume: each creates its notifications PENDING, claimed for a
+first attempt, in the consumer's unit of work (which also records the event as processed, so
+a redelivery makes none), and sends them once that has committed."""
 
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ def consumers(service_of: Callable[[], NotificationService]) -> list[Consumer]:
     def consumer(event_type: str, kind: NotificationType) -> Consumer:
         async def handle(event: Event, uow: UnitOfWork) -> None:
             service = service_of()
-            ids = await service.from_event(uow, event_id=event.id, kind=kind, payload=event.payload)
-            if ids:
-                uow.after_commit(lambda: service.try_deliver(ids))
+            claimed = await service.from_event(uow, event_id=event.id, kind=kind, payload=event.payload)
+            if claimed:
+                uow.after_commit(lambda: service.send_claimed(claimed))
 
         return Consumer(
             name=f"notifications.{kind.value.lower()}",

@@ -94,6 +94,18 @@ class Claimed:
     payload: dict[str, Any]
 
 
+def _claimed(row: Notification) -> Claimed:
+    return Claimed(
+        id=row.id,
+        notification_id=row.notification_id,
+        attempt=row.attempts,
+        kind=NotificationType(row.type),
+        channel=Channel(row.channel),
+        recipient=row.recipient,
+        payload=dict(row.payload),
+    )
+
+
 class NotificationService:
     def __init__(
         self,
@@ -170,9 +182,12 @@ class NotificationService:
 
     async def from_event(
         self, uow: UnitOfWork, *, event_id: str, kind: NotificationType, payload: dict[str, Any]
-    ) -> list[int]:
-        """The notifications an event calls for, created in the consumer's unit of work; their
-        ids, to send once it has committed. An event that names no known user makes none."""
+    ) -> list[Claimed]:
+        """The notifications an event calls for, created in the consumer's unit of work and
+        claimed for their first attempt there (not in a transaction of their own after it):
+        `send_claimed` them once it has committed; if that never happens (the process stops),
+        the retry job takes them when the claim runs out. One made before for the same event
+        is not sent again from here. An event that names no known user makes none."""
         try:
             parsed = parse_payload(kind, payload)
         except ValidationError as exc:
@@ -192,9 +207,15 @@ class NotificationService:
             log.warning("notification_no_recipients", event_id=event_id, type=kind.value)
             return []
         rows = await self._create(
-            uow, kind=kind, payload=parsed, recipients=recipients, channel=None, source=f"event:{event_id}"
+            uow,
+            kind=kind,
+            payload=parsed,
+            recipients=recipients,
+            channel=None,
+            source=f"event:{event_id}",
+            claim=True,
         )
-        return [r.id for r in rows]
+        return [_claimed(r) for r in rows if r.attempts == 1 and r.status == Status.PENDING.value]
 
     async def _admins(self) -> list[Recipient]:
         return [Recipient.of(admin) for admin in await self.users.admins()]
@@ -223,9 +244,11 @@ class NotificationService:
         recipients: Sequence[Recipient],
         channel: Channel | None,
         source: str,
+        claim: bool = False,
     ) -> list[Notification]:
-        """One row per recipient and channel, PENDING and due now; a row made before from the
-        same source (a redelivered event, a replayed request) is returned instead of a new one."""
+        """One row per recipient and channel, PENDING and due now (`claim`: taken for its first
+        attempt, as `_claim` would); a row made before from the same source (a redelivered
+        event, a replayed request) is returned instead of a new one."""
         planned: dict[str, tuple[Recipient, Channel, str]] = {}
         for person in recipients:
             wanted = [channel] if channel else channels_for(kind, has_phone=bool(person.phone))
@@ -249,8 +272,8 @@ class NotificationService:
                 channel=each.value,
                 payload=stored_payload(personal),
                 status=Status.PENDING.value,
-                attempts=0,
-                next_attempt_at=now,
+                attempts=1 if claim else 0,
+                next_attempt_at=now + self.lease if claim else now,
                 dedup_key=key,
                 created_at=now,
                 updated_at=now,
@@ -274,6 +297,15 @@ class NotificationService:
             if ids is not None or len(claimed) < self.batch_size:
                 break
         return tried
+
+    async def send_claimed(self, claimed: Sequence[Claimed]) -> None:
+        """The first attempt at notifications `from_event` claimed, after its commit; a failure
+        is left to the retry job, never raised into the event delivery."""
+        for each in claimed:
+            try:
+                await self._attempt(each)
+            except Exception as exc:
+                log.warning("notification_send_deferred", notification_id=each.notification_id, error=repr(exc))
 
     async def try_deliver(self, ids: Sequence[int]) -> None:
         """`deliver`, for after a commit: a failure here is left to the retry job, never raised
@@ -301,18 +333,7 @@ class NotificationService:
                 limit=self.batch_size,
                 ids=ids,
             )
-            claimed = [
-                Claimed(
-                    id=r.id,
-                    notification_id=r.notification_id,
-                    attempt=r.attempts,
-                    kind=NotificationType(r.type),
-                    channel=Channel(r.channel),
-                    recipient=r.recipient,
-                    payload=dict(r.payload),
-                )
-                for r in rows
-            ]
+            claimed = [_claimed(r) for r in rows]
             await uow.commit()
         return claimed
 
