@@ -177,7 +177,9 @@ class NotificationService:
                 raise NoPhoneNumber()
             recipients = [Recipient.of(user)]
         parsed = await self._with_product_name(parsed)
-        rows = await self._create(uow, kind=kind, payload=parsed, recipients=recipients, channel=channel, source=source)
+        rows, _ = await self._create(
+            uow, kind=kind, payload=parsed, recipients=recipients, channel=channel, source=source
+        )
         return Accepted(ids=[r.id for r in rows], notifications=[NotificationRead.model_validate(r) for r in rows])
 
     async def from_event(
@@ -206,7 +208,7 @@ class NotificationService:
         if not recipients:
             log.warning("notification_no_recipients", event_id=event_id, type=kind.value)
             return []
-        rows = await self._create(
+        _, made = await self._create(
             uow,
             kind=kind,
             payload=parsed,
@@ -215,7 +217,7 @@ class NotificationService:
             source=f"event:{event_id}",
             claim=True,
         )
-        return [_claimed(r) for r in rows if r.attempts == 1 and r.status == Status.PENDING.value]
+        return [_claimed(r) for r in made]
 
     async def _admins(self) -> list[Recipient]:
         return [Recipient.of(admin) for admin in await self.users.admins()]
@@ -245,10 +247,11 @@ class NotificationService:
         channel: Channel | None,
         source: str,
         claim: bool = False,
-    ) -> list[Notification]:
+    ) -> tuple[list[Notification], list[Notification]]:
         """One row per recipient and channel, PENDING and due now (`claim`: taken for its first
         attempt, as `_claim` would); a row made before from the same source (a redelivered
-        event, a replayed request) is returned instead of a new one."""
+        event, a replayed request) is returned instead of a new one. The rows, and those of
+        them made now."""
         planned: dict[str, tuple[Recipient, Channel, str]] = {}
         for person in recipients:
             wanted = [channel] if channel else channels_for(kind, has_phone=bool(person.phone))
@@ -259,6 +262,7 @@ class NotificationService:
         existing = await repository.by_dedup_keys(uow.session, list(planned))
         now = self.clock.now()
         rows: list[Notification] = []
+        made: list[Notification] = []
         for key, (person, each, address) in planned.items():
             if key in existing:
                 rows.append(existing[key])
@@ -280,8 +284,9 @@ class NotificationService:
             )
             uow.session.add(row)
             rows.append(row)
+            made.append(row)
         await uow.session.flush()
-        return rows
+        return rows, made
 
     # -- sending ----------------------------------------------------------------------------
 

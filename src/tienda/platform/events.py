@@ -106,28 +106,23 @@ class OutboxTables:
         )
 
     @cached_property
-    def unpublished(self) -> Select[Any]:
-        """Up to `limit` events not published and not leased at `now`, oldest first, locked
-        (skipping rows another relay holds)."""
-        table = self.outbox
-        return (
-            select(table)
-            .where(
-                table.c.published_at.is_(None),
-                (table.c.lease_until.is_(None)) | (table.c.lease_until < bindparam("now")),
-            )
-            .order_by(table.c.id)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)
-        )
-
-    @cached_property
     def waiting(self) -> Select[Any]:
-        """Whether an event is waiting (unpublished, not leased at `now`): the relay's probe."""
+        """The ids of events waiting at `now`: not published, not leased (the relay's probe)."""
         table = self.outbox
         return select(table.c.id).where(
             table.c.published_at.is_(None),
             (table.c.lease_until.is_(None)) | (table.c.lease_until < bindparam("now")),
+        )
+
+    @cached_property
+    def unpublished(self) -> Select[Any]:
+        """Up to `limit` events waiting at `now`, whole, oldest first, locked (skipping rows
+        another relay holds)."""
+        return (
+            self.waiting.with_only_columns(*self.outbox.c)
+            .order_by(self.outbox.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
         )
 
     @cached_property
