@@ -29,7 +29,11 @@ from tienda.settings import Settings
 
 T = TypeVar("T")
 
-REDIS_CONNECT_TIMEOUT = 5.0
+REDIS_CONNECT_TIMEOUT = 10.0
+"""Seconds to open a connection to Redis. Long enough that a process whose event loop lags
+under overload does not turn a slow connect into an error (5 s failed a login in CI on a
+machine running sixteen shop processes on two cores), short enough that an unreachable host
+fails the request in seconds."""
 REDIS_KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
 REDIS_CONNECTIONS = 2000
 """Redis connections one process may open, one per command in flight. Past it a command fails
