@@ -207,8 +207,15 @@ class Shop:
 
 
 @pytest.fixture
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings a test changes: `@pytest.mark.parametrize("settings_overrides", [{...}], indirect=True)`."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
 async def shop(
     request: pytest.FixtureRequest,
+    settings_overrides: dict[str, Any],
     backend: str,
     database_urls: Any,
     redis_url: str | None,
@@ -217,6 +224,7 @@ async def shop(
 ) -> AsyncIterator[Shop]:
     url = await database_urls.get_url(backend)
     extra = {"cart_store": request.getfixturevalue("cart_store")} if "cart_store" in request.fixturenames else {}
+    extra |= settings_overrides
     settings = shop_settings(tmp_path, url, redis_url, redis_prefix, **extra)
     clock = FrozenClock()
     platform = Platform.build(settings, ALL_MODULES, clock=clock)

@@ -171,6 +171,14 @@ class Settings(BaseSettings):
     # Inventory.
     reservation_ttl_seconds: int = Field(default=15 * 60, description="A reservation expires unless committed.")
     reservation_sweep_seconds: float = Field(default=15.0, description="How often expired reservations are released.")
+    reservations_per_statement: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="On PostgreSQL, reservations of one item that a process makes at the same time go in one "
+        "statement, up to this many (one lock, one commit and one published change of the row for all); 1: each "
+        "alone.",
+    )
 
     # Inventory: the Redis ("flash-sale") reservation strategy (SEED.md 7.5). The database stays the record.
     inventory_strategy: Literal["database", "redis"] = Field(

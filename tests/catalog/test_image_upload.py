@@ -37,12 +37,6 @@ FORM_OVERHEAD = 64 * 1024
 
 
 @pytest.fixture
-def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Settings a test changes: `@pytest.mark.parametrize("settings_overrides", [{...}], indirect=True)`."""
-    return dict(getattr(request, "param", {}))
-
-
-@pytest.fixture
 async def shop(database_urls: Any, tmp_path: Path, settings_overrides: dict[str, Any]) -> AsyncIterator[Shop]:
     """The usual shop, on SQLite only (uploads live on the file system, whatever the database)
     and with the test's `settings_overrides`."""

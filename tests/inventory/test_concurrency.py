@@ -1,6 +1,8 @@
 """No oversell, proven with real concurrent clients on each real database: many requests at
 once, each on its own connection, through the real routes; then what is stored is checked
-against what the clients were told."""
+against what the clients were told. On PostgreSQL the reservations of one item that a process
+makes at the same time share statements (`reservations_per_statement`); the tests of the hot
+item run with them each alone and combined (`EACH_ALONE_AND_COMBINED`)."""
 
 from __future__ import annotations
 
@@ -37,8 +39,32 @@ async def adjust(shop: Shop, admin: dict[str, str], delta: int, reason: str = "r
     )
 
 
+EACH_ALONE_AND_COMBINED = pytest.mark.parametrize(
+    "settings_overrides",
+    [{"reservations_per_statement": 1}, {"reservations_per_statement": 100}],
+    ids=["each-alone", "combined"],
+    indirect=True,
+)
+"""On PostgreSQL, reservations of one item that a process makes at the same time each alone
+(many statements racing for the row) and combined into shared statements."""
+
+
+def assert_one_change_per_commit(updates: list[dict[str, Any]], *, stock: int, each_alone: bool) -> None:
+    """Each published change of the row after the restock is a later state than the one before
+    it, the last with every unit held; reservations made each alone publish one change each."""
+    reserved = [u["reserved"] for u in updates[1:]]
+    assert reserved == sorted(set(reserved))
+    assert reserved[-1] == stock
+    assert all(u["available"] == u["stockCount"] - u["reserved"] for u in updates)
+    if each_alone:
+        assert reserved == list(range(1, stock + 1))  # each unit handed out once
+
+
 class TestNoOversell:
-    async def test_two_hundred_concurrent_reservations_take_exactly_the_fifty_in_stock(self, shop: Shop) -> None:
+    @EACH_ALONE_AND_COMBINED
+    async def test_two_hundred_concurrent_reservations_take_exactly_the_fifty_in_stock(
+        self, shop: Shop, settings_overrides: dict[str, Any]
+    ) -> None:
         _, admin = await shop.admin()
         assert (await adjust(shop, admin, 50)).status_code == 200
         caller = service_auth(shop)
@@ -65,8 +91,8 @@ class TestNoOversell:
         )
         assert int(moved) == 50
         updates = await shop.events("inventory", "inventory.updated")
-        assert len(updates) == 51  # the restock and one per reservation
-        assert sorted(u["available"] for u in updates[1:]) == list(range(50))  # each unit handed out once
+        each_alone = settings_overrides["reservations_per_statement"] == 1
+        assert_one_change_per_commit(updates, stock=50, each_alone=each_alone)
         assert len(await shop.events("inventory", "inventory.low_stock")) == 1  # sold out, once
 
     async def test_the_same_order_asked_for_concurrently_is_reserved_once(self, shop: Shop) -> None:
@@ -82,6 +108,41 @@ class TestNoOversell:
         assert {r.status_code for r in responses} == {200}
         assert {r.json()["items"][0]["quantity"] for r in responses} == {3}
         assert await stock_of(shop) == (10, 3)
+
+    @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+    async def test_reservations_made_at_the_same_time_share_statements(self, shop: Shop) -> None:
+        """On PostgreSQL a process puts the reservations of one item that wait for the row into
+        shared statements: every order still gets its own reservation and audit row, and an
+        order asked for again in the same batch gets what it held."""
+        _, admin = await shop.admin()
+        await adjust(shop, admin, 1000)
+        caller = service_auth(shop)
+
+        async def reserve(order: str) -> dict[str, Any]:
+            response = await shop.client.post(
+                "/api/v1/inventory/reserve",
+                json={"orderId": order, "items": [{**VARIANT, "quantity": 2}]},
+                headers=caller,
+            )
+            assert response.status_code == 200, response.text
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        first = await reserve("ord_early")
+        orders = [f"ord_{n:04d}" for n in range(200)] + ["ord_early"] * 3
+        random.Random(7).shuffle(orders)
+        answers = await asyncio.gather(*(reserve(order) for order in orders))
+
+        assert {a["orderId"] for a in answers} == set(orders)
+        assert all(a["items"] == first["items"] and a["status"] == "RESERVED" for a in answers)
+        assert [a["expiresAt"] for a in answers if a["orderId"] == "ord_early"] == [first["expiresAt"]] * 3
+        assert await stock_of(shop) == (1000, 402)
+        rows = await shop.scalar("inventory", "SELECT COUNT(*) FROM inventory_reservations WHERE quantity = 2")
+        moved = await shop.scalar("inventory", "SELECT COUNT(*) FROM inventory_movements WHERE kind = 'RESERVE'")
+        assert (int(rows), int(moved)) == (201, 201)
+        updates = await shop.events("inventory", "inventory.updated")
+        assert_one_change_per_commit(updates, stock=402, each_alone=False)
+        assert len(updates) - 2 < 200 / 4  # the restock and ord_early, then far fewer changes than orders
 
     async def test_a_mix_of_reserve_release_commit_and_adjust_keeps_every_count_true(self, shop: Shop) -> None:
         _, admin = await shop.admin()

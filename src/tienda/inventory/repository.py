@@ -222,31 +222,38 @@ async def available_of_products(session: AsyncSession, product_ids: list[str]) -
     return {(str(p), str(v)): int(a) for p, v, a in rows}
 
 
-# -- the reservation of one item in one statement (PostgreSQL) -------------------------------
+# -- reservations of one item in one statement (PostgreSQL) --------------------------------
 
-_RESERVE_ONE = text(
+_RESERVE_ORDERS = text(
     """
-WITH held AS (
+WITH wanted AS (
+    SELECT w.order_id, w.quantity, w.expires_at
+    FROM unnest(
+        CAST(:order_ids AS VARCHAR[]), CAST(:quantities AS INTEGER[]), CAST(:expires AS TIMESTAMPTZ[])
+    ) AS w(order_id, quantity, expires_at)
+    WHERE NOT EXISTS (SELECT 1 FROM inventory_reservations r WHERE r.order_id = w.order_id)
+), total AS (
+    SELECT sum(quantity) AS quantity FROM wanted
+), held AS (
     UPDATE inventory
-    SET reserved_count = reserved_count + CAST(:quantity AS INTEGER), updated_at = CAST(:now AS TIMESTAMPTZ),
+    SET reserved_count = reserved_count + total.quantity, updated_at = CAST(:now AS TIMESTAMPTZ),
         cache_epoch = cache_epoch + CAST(:bump AS INTEGER)
+    FROM total
     WHERE product_id = CAST(:product_id AS VARCHAR) AND variant_id = CAST(:variant_id AS VARCHAR)
-      AND stock_count - reserved_count >= CAST(:quantity AS INTEGER)
-      AND NOT EXISTS (SELECT 1 FROM inventory_reservations WHERE order_id = CAST(:order_id AS VARCHAR))
-    RETURNING stock_count, reserved_count, threshold, cache_epoch
+      AND stock_count - reserved_count >= total.quantity
+    RETURNING stock_count, reserved_count, threshold, cache_epoch, total.quantity
 ), reservation AS (
     INSERT INTO inventory_reservations
         (order_id, product_id, variant_id, quantity, status, expires_at, created_at, updated_at)
-    SELECT CAST(:order_id AS VARCHAR), CAST(:product_id AS VARCHAR), CAST(:variant_id AS VARCHAR),
-        CAST(:quantity AS INTEGER), 'RESERVED', CAST(:expires_at AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ),
-        CAST(:now AS TIMESTAMPTZ)
-    FROM held
+    SELECT wanted.order_id, CAST(:product_id AS VARCHAR), CAST(:variant_id AS VARCHAR), wanted.quantity,
+        'RESERVED', wanted.expires_at, CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+    FROM wanted CROSS JOIN held
 ), movement AS (
     INSERT INTO inventory_movements
         (product_id, variant_id, kind, stock_delta, reserved_delta, order_id, created_at)
-    SELECT CAST(:product_id AS VARCHAR), CAST(:variant_id AS VARCHAR), 'RESERVE', 0, CAST(:quantity AS INTEGER),
-        CAST(:order_id AS VARCHAR), CAST(:now AS TIMESTAMPTZ)
-    FROM held
+    SELECT CAST(:product_id AS VARCHAR), CAST(:variant_id AS VARCHAR), 'RESERVE', 0, wanted.quantity,
+        wanted.order_id, CAST(:now AS TIMESTAMPTZ)
+    FROM wanted CROSS JOIN held
 ), event AS (
     INSERT INTO inventory_outbox_events (event_id, type, source, payload, occurred_at, attempts)
     SELECT e.event_id, e.type, 'inventory',
@@ -261,48 +268,65 @@ WITH held AS (
                (2, CAST(:low_id AS VARCHAR), CAST(:low_type AS VARCHAR))
     ) AS e(n, event_id, type)
     WHERE e.n = 1
-       OR stock_count - reserved_count <= threshold
-          AND threshold < stock_count - reserved_count + CAST(:quantity AS INTEGER)
+       OR stock_count - reserved_count <= threshold AND threshold < stock_count - reserved_count + held.quantity
     ORDER BY e.n
 )
-SELECT stock_count, reserved_count, threshold, cache_epoch FROM held
+SELECT held.stock_count, held.reserved_count, held.threshold, held.cache_epoch,
+    (SELECT array_agg(order_id) FROM wanted)
+FROM (SELECT 1) AS one LEFT JOIN held ON true
 """
 )
 
 
 def reserves_in_one_statement(dialect: str) -> bool:
-    """Whether `reserve_one` can be used: data-changing CTEs are PostgreSQL's."""
+    """Whether `reserve_orders` can be used: data-changing CTEs are PostgreSQL's."""
     return dialect == "postgresql"
 
 
-async def reserve_one(
+class Wanted(NamedTuple):
+    """One order's reservation of one item."""
+
+    order_id: str
+    quantity: int
+    expires_at: datetime
+
+
+class Held(NamedTuple):
+    """What `reserve_orders` did: the row as it now is when it reserved (None: nothing was
+    written), and the orders that held no reservation before it (those it reserved, or those
+    that did not fit)."""
+
+    counts: Counts | None
+    fresh: frozenset[str]
+
+
+async def reserve_orders(
     autocommit: AsyncEngine,
     *,
-    order_id: str,
     product_id: str,
     variant_id: str,
-    quantity: int,
+    wanted: list[Wanted],
     now: datetime,
-    expires_at: datetime,
     bump: bool,
     events: tuple[tuple[str, str], tuple[str, str]],
-) -> Counts | None:
-    """The whole reservation of one item as one statement, which commits by itself: the
-    guarded UPDATE, the reservation and audit rows, `events` ((id, type) of `inventory.updated`,
-    then of `inventory.low_stock`, published only when this brings available down to the
-    threshold). The stock row is locked only while the statement runs, not for round trips
-    through the event loop until a COMMIT. None (nothing written) when too few units are
-    available or the order holds a reservation already. A concurrent reservation of the same
-    order fails it (IntegrityError) as a whole."""
+) -> Held:
+    """The reservations of one item by several orders as one statement, which commits by
+    itself, all of them or none: the guarded UPDATE of their sum, a reservation and an audit
+    row per order, and one change of the row published (`events`: (id, type) of
+    `inventory.updated`, then of `inventory.low_stock`, published only when this brings available
+    down to the threshold). Orders that hold a reservation already are left out (not fresh).
+    The stock row is locked only while the statement runs, not for round trips through the
+    event loop until a COMMIT. Nothing is written when their sum is not available. Two of them
+    for the same order, or a concurrent reservation of one of them, fail it (IntegrityError)."""
     (updated_id, updated_type), (low_id, low_type) = events
     params = {
-        "order_id": order_id,
+        "order_ids": [w.order_id for w in wanted],
+        "quantities": [w.quantity for w in wanted],
+        "expires": [w.expires_at for w in wanted],
         "product_id": product_id,
         "variant_id": variant_id,
         "variant_json": variant_id or None,
-        "quantity": quantity,
         "now": now,
-        "expires_at": expires_at,
         "bump": 1 if bump else 0,
         "updated_id": updated_id,
         "updated_type": updated_type,
@@ -310,5 +334,6 @@ async def reserve_one(
         "low_type": low_type,
     }
     async with autocommit.connect() as conn:
-        row = (await conn.execute(_RESERVE_ONE, params)).first()
-    return _counts(row) if row is not None else None
+        row = (await conn.execute(_RESERVE_ORDERS, params)).one()
+    fresh = frozenset(row[4] or ())
+    return Held(_counts(row) if row[0] is not None else None, fresh)

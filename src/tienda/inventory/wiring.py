@@ -21,7 +21,10 @@ def inventory_service(platform: Platform) -> InventoryService:
                 counters, everything=settings.inventory_strategy == "redis", items=settings.inventory_redis_items
             )
         return InventoryService(
-            clock=p.clock, reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds), flash=flash
+            clock=p.clock,
+            reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
+            reservations_per_statement=settings.reservations_per_statement,
+            flash=flash,
         )
 
     return platform.service("inventory", build)

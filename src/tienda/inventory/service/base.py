@@ -53,6 +53,8 @@ def quantities_of(items: list[ItemIn]) -> dict[Key, int]:
 class ServiceBase:
     clock: Clock
     reservation_ttl: timedelta = timedelta(minutes=15)
+    reservations_per_statement: int = 100
+    """On PostgreSQL: the most reservations of one item that go together in one statement."""
     flash: FlashSale | None = None
     """The Redis strategy, when Redis is configured (it covers some items, or all, or none)."""
     _taken: weakref.WeakKeyDictionary[UnitOfWork, asyncio.Future[Taken | None]] = field(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import uuid
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cached_property, partial
 
 from sqlalchemy.exc import IntegrityError
 
@@ -19,8 +20,20 @@ from tienda.inventory.models import Reservation
 from tienda.inventory.repository import Counts
 from tienda.inventory.schemas import ItemIn, ReservationRead
 from tienda.inventory.service.base import Key, ServiceBase, flush_rows, quantities_of
-from tienda.platform.db import UnitOfWork
+from tienda.platform.combining import Combiner
+from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.errors import ErrorDetail
+
+_Together = tuple[Database, str, str, bool]
+"""Reservations that can share a statement: database, product, variant, whether they bump
+the row's counter epoch (made without the Redis counter)."""
+
+
+class _Alone(enum.Enum):
+    ALONE = "alone"
+
+
+_ALONE = _Alone.ALONE
 
 
 class Reserving(ServiceBase):
@@ -99,23 +112,20 @@ class Reserving(ServiceBase):
         now: datetime,
         expires: datetime,
     ) -> ReservationRead:
-        """One item, on PostgreSQL: one statement that commits by itself (`repository.reserve_one`)."""
+        """One item, on PostgreSQL: one statement that commits by itself, together with the
+        reservations of the same item that other requests of this process make at the same
+        time (`repository.reserve_orders`, `_together`)."""
         [((product_id, variant_id), quantity)] = wanted.items()
+        bump = taken is None or (product_id, variant_id) not in taken.quantities
+        key = (uow.db, product_id, variant_id, bump)
+        mine = repository.Wanted(order_id, quantity, expires)
         try:
-            counts = await repository.reserve_one(
-                uow.db.read_engine,  # in autocommit
-                order_id=order_id,
-                product_id=product_id,
-                variant_id=variant_id,
-                quantity=quantity,
-                now=now,
-                expires_at=expires,
-                bump=taken is None or (product_id, variant_id) not in taken.quantities,
-                events=((str(uuid.uuid4()), events.INVENTORY_UPDATED), (str(uuid.uuid4()), events.LOW_STOCK)),
-            )
+            counts = await self._together.submit(key, mine)
+            if counts is _ALONE:
+                [counts] = await self._reserve_orders(key, [mine])
         except IntegrityError as exc:
             raise ConcurrentChange() from exc  # the same order at the same time: the route reads what won
-        if counts is None:
+        if counts is None or counts is _ALONE:
             async with uow.db.reader() as reader:
                 existing = await repository.reservations(reader.session, order_id)
                 if existing:
@@ -125,8 +135,6 @@ class Reserving(ServiceBase):
             if self.flash is not None and taken is not None:
                 await self.flash.refused(taken, {(product_id, variant_id): epoch})
             raise InsufficientStock(details=[detail])
-        if uow.db.sink is not None:
-            uow.db.sink.wake()  # what the statement published is committed already
         if self.flash is not None and taken is not None:
             uow.after_commit(partial(self.flash.settle, uow.db, taken, {(product_id, variant_id): counts.epoch}))
         row = Reservation(
@@ -138,6 +146,41 @@ class Reserving(ServiceBase):
             expires_at=expires,
         )
         return self._reservation_read(order_id, [row])
+
+    @cached_property
+    def _together(self) -> Combiner[_Together, repository.Wanted, Counts | _Alone | None]:
+        """Reservations of one item that wait for the row's lock go in one statement: one
+        lock, one commit and one published change for a batch instead of one each, which is
+        what bounds the reservations of a hot item (a flash sale)."""
+        return Combiner(self._reserve_orders, max_batch=self.reservations_per_statement)
+
+    async def _reserve_orders(self, key: _Together, wanted: list[repository.Wanted]) -> list[Counts | _Alone | None]:
+        """Per order: the row as it now is (reserved), None (it held a reservation already, or
+        the one order of the batch did not fit), or _ALONE: the batch did not fit or collided
+        with a concurrent reservation of one of its orders, and each of its orders must be
+        tried by itself (which decides exactly who gets the last units)."""
+        db, product_id, variant_id, bump = key
+        try:
+            held = await repository.reserve_orders(
+                db.read_engine,  # in autocommit
+                product_id=product_id,
+                variant_id=variant_id,
+                wanted=wanted,
+                now=self.clock.now(),
+                bump=bump,
+                events=((str(uuid.uuid4()), events.INVENTORY_UPDATED), (str(uuid.uuid4()), events.LOW_STOCK)),
+            )
+        except IntegrityError:
+            if len(wanted) == 1:
+                raise
+            return [_ALONE] * len(wanted)
+        if held.counts is not None:
+            if db.sink is not None:
+                db.sink.wake()  # what the statement published is committed already
+            return [held.counts if w.order_id in held.fresh else None for w in wanted]
+        if len(wanted) == 1:
+            return [None]
+        return [_ALONE if w.order_id in held.fresh else None for w in wanted]
 
     async def abandoned(self, uow: UnitOfWork) -> None:
         """The unit of work did not commit: units it took in Redis go back. An entry calls it
