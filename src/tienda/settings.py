@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     payments_database_url: str | None = None
     notifications_database_url: str | None = None
     db_pool_size: int = Field(
-        default=20,
-        description="Connections per process and database (+50% overflow); modules on one database share them.",
+        default=30,
+        description="Connections per process and database server, kept open once made; modules on one database "
+        "share them.",
     )
     db_echo: bool = False
 

@@ -214,9 +214,9 @@ class TestRedisStore:
         assert list(await stored_carts(shop)) == [f"guest:{cart_id}"]
 
 
-# Smaller pools than the default 20 (+50%) per module: still many transactions at once, without
+# Smaller pools than the default 30 per database: still many transactions at once, without
 # several test processes at once running the shared database servers out of connections.
-POOL = {"db_pool_size": 8}
+POOL = {"db_pool_size": 12}
 
 
 class TestConcurrentWrites:

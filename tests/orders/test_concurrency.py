@@ -35,7 +35,7 @@ async def shop(shop: Shop) -> AsyncIterator[Shop]:
     """The shop with small connection pools, so that three test processes running these at
     once stay within a server's 100 connections (each request still has connections of its
     own in every module it touches: the transactions really run at once)."""
-    async with rebuilt(shop, db_pool_size=3) as small:
+    async with rebuilt(shop, db_pool_size=4) as small:
         yield small
 
 

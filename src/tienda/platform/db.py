@@ -72,7 +72,12 @@ def engine_for(url: str, *, pool_size: int = 10, echo: bool = False, readonly: b
         return engine
     # No pre-ping: it costs a round trip on every checkout (measured ~9% of a read request's
     # CPU); stale connections are recycled instead and a dropped one fails one request.
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800)
+    # No overflow: the pool closes an overflow connection as soon as it comes back to a full
+    # pool, so load that hovers above `pool_size` opened and closed connections all the time
+    # (a server process started and stopped each; 9 a second under 50 clients reserving, and
+    # most of the machine's unaccounted CPU with the Redis strategy). Connections, once made,
+    # stay; a request that finds them all busy waits for one.
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine, *, readers: bool = False) -> None:
