@@ -156,6 +156,33 @@ class TestFlashSale:
         assert await counter(shop) == (0, await stored_epoch(shop))  # Redis refused the 150 itself
         await assert_redis_agrees(shop)
 
+    async def test_an_order_asked_for_again_gets_what_it_holds_even_once_sold_out(self, shop: Shop) -> None:
+        _, admin = await shop.admin()
+        await adjust(shop, admin, 3)
+        assert await reserve(shop, "ord_a", 2) == 200
+        assert await reserve(shop, "ord_b", 1) == 200  # sold out
+
+        again = await shop.client.post(
+            "/api/v1/inventory/reserve",
+            json={"orderId": "ord_a", "items": [{**VARIANT, "quantity": 2}]},
+            headers=service_auth(shop),
+        )
+        flash = inventory_service(shop.platform).flash
+        assert flash is not None
+        await flash.counters.forget_order("ord_b")  # its mark gone (60 s later): Redis refuses it
+        later = await shop.client.post(
+            "/api/v1/inventory/reserve",
+            json={"orderId": "ord_b", "items": [{**VARIANT, "quantity": 1}]},
+            headers=service_auth(shop),
+        )
+
+        assert (again.status_code, later.status_code) == (200, 200)
+        assert [i["quantity"] for i in again.json()["items"]] == [2]
+        assert [i["quantity"] for i in later.json()["items"]] == [1]
+        assert await stock_of(shop) == (3, 3)
+        assert await held_in_reservations(shop) == 3
+        await assert_redis_agrees(shop)
+
     async def test_a_refusal_names_the_short_item_and_changes_nothing(self, shop: Shop) -> None:
         _, admin = await shop.admin()
         await adjust(shop, admin, 2)
@@ -337,32 +364,66 @@ class TestACancelledRequest:
     async def test_gives_back_what_it_took_in_redis(self, shop: Shop) -> None:
         _, admin = await shop.admin()
         await adjust(shop, admin, 5)
+        other_item = {"productId": "p_other", "delta": 5, "reason": "restock"}
+        assert (await shop.client.post("/api/v1/inventory/adjust", json=other_item, headers=admin)).status_code == 200
         assert await reserve(shop, "ord_1", 1) == 200
+        body = {"orderId": "ord_0", "items": [{"productId": "p_other", "quantity": 1}]}
+        answer = await shop.client.post("/api/v1/inventory/reserve", json=body, headers=service_auth(shop))
+        assert answer.status_code == 200  # its counter loaded (a load would wait for SQLite's lock)
+        assert await settle(shop, "release", "ord_0") == 200
         epoch = await stored_epoch(shop)
-        item = ItemIn(product_id="p_hot", variant_id="v_hot", quantity=2)
+        # Two items: one transaction on every database, which the cancellation rolls back.
+        items = [ItemIn(product_id="p_hot", variant_id="v_hot", quantity=2), ItemIn(product_id="p_other", quantity=1)]
 
         async with shop.platform.db("inventory").engine.connect() as other:
             # Another transaction holds the stock row: the reservation waits in the database
             # after taking its units in Redis, and its client goes away meanwhile.
             await other.execute(text("UPDATE inventory SET threshold = threshold WHERE product_id = 'p_hot'"))
-            waiting = asyncio.create_task(in_process(shop, "reserve", order_id="ord_2", items=[item]))
-            for _ in range(500):
-                if await counter(shop) == (2, epoch):
-                    break
-                await asyncio.sleep(0.01)
-            assert await counter(shop) == (2, epoch)
+            waiting = asyncio.create_task(in_process(shop, "reserve", order_id="ord_2", items=items))
+            await until_counter_is(shop, (2, epoch))
             waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiting
             await other.rollback()
 
-        for _ in range(500):  # the give-back runs on, shielded from the cancellation
-            if await counter(shop) == (4, epoch):
-                break
-            await asyncio.sleep(0.01)
+        await until_counter_is(shop, (4, epoch))  # the give-back runs on, shielded from the cancellation
         assert await stock_of(shop) == (5, 1)
-        assert await counter(shop) == (4, epoch)
+        assert await held_in_reservations(shop) == 1
         await assert_redis_agrees(shop)
+
+    @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+    async def test_whose_one_statement_was_under_way_keeps_the_reservation_and_its_units(self, shop: Shop) -> None:
+        """One item on PostgreSQL: the statement, which other requests' reservations may share,
+        runs on once begun; the units it took in Redis stay taken, as the database holds them."""
+        _, admin = await shop.admin()
+        await adjust(shop, admin, 5)
+        assert await reserve(shop, "ord_1", 1) == 200
+        epoch = await stored_epoch(shop)
+        item = ItemIn(product_id="p_hot", variant_id="v_hot", quantity=2)
+
+        async with shop.platform.db("inventory").engine.connect() as other:
+            await other.execute(text("UPDATE inventory SET threshold = threshold WHERE product_id = 'p_hot'"))
+            waiting = asyncio.create_task(in_process(shop, "reserve", order_id="ord_2", items=[item]))
+            await until_counter_is(shop, (2, epoch))
+            waiting.cancel()
+            await asyncio.sleep(0.05)
+            assert not waiting.done()  # it waits for the statement it began
+            await other.rollback()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+
+        assert await stock_of(shop) == (5, 3)
+        assert await held_in_reservations(shop) == 3
+        assert await counter(shop) == (2, epoch)
+        await assert_redis_agrees(shop)
+
+
+async def until_counter_is(shop: Shop, expected: tuple[int, int]) -> None:
+    for _ in range(500):
+        if await counter(shop) == expected:
+            return
+        await asyncio.sleep(0.01)
+    assert await counter(shop) == expected
 
 
 class TestAWrongCounterCannotOversell:

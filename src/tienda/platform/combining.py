@@ -33,11 +33,16 @@ class Combiner(Generic[K, I, R]):
         self._running: dict[K, asyncio.Task[None]] = {}
 
     async def submit(self, key: K, item: I) -> R:
+        return await self.enqueue(key, item)
+
+    def enqueue(self, key: K, item: I) -> asyncio.Future[R]:
+        """The future of `item`'s result. Cancelling it before its batch starts leaves the item
+        out; shielded (`asyncio.shield`), it gets the result whatever happens to its caller."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append((item, future))
         if key not in self._running:
             self._running[key] = asyncio.ensure_future(self._drain(key))
-        return await future
+        return future
 
     async def _drain(self, key: K) -> None:
         try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import uuid
+import weakref
 from datetime import datetime, timedelta
 from functools import cached_property, partial
 
@@ -34,6 +36,8 @@ class _Alone(enum.Enum):
 
 
 _ALONE = _Alone.ALONE
+_Outcome = Counts | _Alone | None
+"""Of one order's reservation in a shared statement (`Reserving._reserve_orders`)."""
 
 
 class Reserving(ServiceBase):
@@ -44,13 +48,15 @@ class Reserving(ServiceBase):
         wanted = quantities_of(items)
         hot = {key: q for key, q in wanted.items() if self.flash is not None and self.flash.covers(key)}
         one_statement = len(wanted) == 1 and repository.reserves_in_one_statement(uow.db.dialect)
-        if hot:  # read apart from the transaction: an order Redis refuses never begins one
-            async with uow.db.reader() as reader:
-                existing = await repository.reservations(reader.session, order_id)
-        elif not one_statement:  # (the one statement checks it itself)
-            existing = await repository.reservations(uow.session, order_id)
-        else:
+        # The one statement leaves out an order that holds its units already; otherwise they
+        # are read first, apart from the transaction when Redis may refuse the order (then none
+        # begins).
+        if one_statement:
             existing = []
+        elif hot:
+            existing = await self._held(uow, order_id)
+        else:
+            existing = await repository.reservations(uow.session, order_id)
         if existing:
             return self._reservation_read(order_id, existing)
         taken = None
@@ -59,7 +65,12 @@ class Reserving(ServiceBase):
             # not stop: `abandoned` then waits for it and gives back what it took.
             taking = asyncio.ensure_future(self.flash.take(uow.db, order_id, hot, wanted))
             self._taken[uow] = taking
-            taken = await asyncio.shield(taking)
+            try:
+                taken = await asyncio.shield(taking)
+            except InsufficientStock:
+                if one_statement and (existing := await self._held(uow, order_id)):
+                    return self._reservation_read(order_id, existing)  # asked again once sold out
+                raise
         now = self.clock.now()
         expires = now + (ttl or self.reservation_ttl)
         if one_statement:
@@ -120,9 +131,13 @@ class Reserving(ServiceBase):
         key = (uow.db, product_id, variant_id, bump)
         mine = repository.Wanted(order_id, quantity, expires)
         try:
-            counts = await self._together.submit(key, mine)
+            # Written in a task of their own, as the Redis units are taken: a request cancelled
+            # meanwhile leaves `abandoned` to learn whether its reservation was written.
+            writing = self._written[uow] = self._together.enqueue(key, mine)
+            counts = await asyncio.shield(writing)
             if counts is _ALONE:
-                [counts] = await self._reserve_orders(key, [mine])
+                writing = self._written[uow] = asyncio.ensure_future(self._reserve_alone(key, mine))
+                counts = await asyncio.shield(writing)
         except IntegrityError as exc:
             raise ConcurrentChange() from exc  # the same order at the same time: the route reads what won
         if counts is None or counts is _ALONE:
@@ -147,14 +162,29 @@ class Reserving(ServiceBase):
         )
         return self._reservation_read(order_id, [row])
 
+    @staticmethod
+    async def _held(uow: UnitOfWork, order_id: str) -> list[Reservation]:
+        """The order's reservations as committed, read apart from `uow`'s transaction."""
+        async with uow.db.reader() as reader:
+            return await repository.reservations(reader.session, order_id)
+
     @cached_property
-    def _together(self) -> Combiner[_Together, repository.Wanted, Counts | _Alone | None]:
+    def _together(self) -> Combiner[_Together, repository.Wanted, _Outcome]:
         """Reservations of one item that wait for the row's lock go in one statement: one
         lock, one commit and one published change for a batch instead of one each, which is
         what bounds the reservations of a hot item (a flash sale)."""
         return Combiner(self._reserve_orders, max_batch=self.reservations_per_statement)
 
-    async def _reserve_orders(self, key: _Together, wanted: list[repository.Wanted]) -> list[Counts | _Alone | None]:
+    @cached_property
+    def _written(self) -> weakref.WeakKeyDictionary[UnitOfWork, asyncio.Future[_Outcome]]:
+        """The reservation each unit of work has in writing (`_reserve_one`)."""
+        return weakref.WeakKeyDictionary()
+
+    async def _reserve_alone(self, key: _Together, wanted: repository.Wanted) -> _Outcome:
+        [outcome] = await self._reserve_orders(key, [wanted])
+        return outcome
+
+    async def _reserve_orders(self, key: _Together, wanted: list[repository.Wanted]) -> list[_Outcome]:
         """Per order: the row as it now is (reserved), None (it held a reservation already, or
         the one order of the batch did not fit), or _ALONE: the batch did not fit or collided
         with a concurrent reservation of one of its orders, and each of its orders must be
@@ -183,8 +213,15 @@ class Reserving(ServiceBase):
         return [_ALONE if w.order_id in held.fresh else None for w in wanted]
 
     async def abandoned(self, uow: UnitOfWork) -> None:
-        """The unit of work did not commit: units it took in Redis go back. An entry calls it
-        shielded from cancellation (`asyncio.shield`), so that it runs to the end."""
+        """The unit of work did not commit: units it took in Redis go back, unless the
+        reservation written in a statement of its own (`_reserve_one`) holds them in the
+        database, the request having been cancelled while it ran. An entry calls it shielded
+        from cancellation (`asyncio.shield`), so that it runs to the end."""
+        held = None
+        writing = self._written.pop(uow, None)
+        if writing is not None:
+            with contextlib.suppress(Exception):  # nothing was written
+                held = await writing
         taking = self._taken.pop(uow, None)
         if taking is None or self.flash is None:
             return
@@ -192,5 +229,9 @@ class Reserving(ServiceBase):
             taken = await taking
         except Exception:  # refused, or Redis failed: nothing was taken
             return
-        if taken is not None:
+        if taken is None:
+            return
+        if isinstance(held, Counts):  # reserved and committed: the units stay taken
+            await self.flash.settle(uow.db, taken, dict.fromkeys(taken.quantities, held.epoch))
+        else:
             await self.flash.give_back(uow.db, taken)
