@@ -120,7 +120,8 @@ MODULE = BenchModule(
             name="reserve_hot_db",
             description="POST /api/v1/inventory/reserve of one unit of one hot variant, a new order each "
             "request (database strategy: guarded UPDATE, reservation row, audit row, outbox event in one "
-            "transaction); checked afterwards: held units = reservations.",
+            "statement, shared by the reservations a server process makes at the same time); checked "
+            "afterwards: held units = reservations.",
             concurrencies=(50, 200),
             lua="reserve.lua",
             rows=lambda target: [(target.admin_token, PRODUCT, VARIANT)],
