@@ -74,7 +74,7 @@ class Reserving(ServiceBase):
         now = self.clock.now()
         expires = now + (ttl or self.reservation_ttl)
         if one_statement:
-            return await self._reserve_one(uow, order_id, wanted, taken, now, expires)
+            return await self._reserve_one(uow, order_id, wanted, taken, expires)
         rows = [
             Reservation(
                 order_id=order_id,
@@ -120,7 +120,6 @@ class Reserving(ServiceBase):
         order_id: str,
         wanted: dict[Key, int],
         taken: Taken | None,
-        now: datetime,
         expires: datetime,
     ) -> ReservationRead:
         """One item, on PostgreSQL: one statement that commits by itself, together with the
