@@ -15,7 +15,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 
@@ -40,7 +40,9 @@ def build_message(*, sender: str, to: str, subject: str, text: str, html: str | 
         message.attach(_part(html, "html"))
     message["From"] = _addresses(sender)
     message["To"] = _addresses(to)
-    message["Subject"] = subject if subject.isascii() else Header(subject, _UTF8, header_name="Subject")
+    # A Header is what compat32 messages take for a value to encode (typeshed says str only).
+    encoded: Any = subject if subject.isascii() else Header(subject, _UTF8, header_name="Subject")
+    message["Subject"] = encoded
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain="tienda.local")
     return message
