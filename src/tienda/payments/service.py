@@ -122,11 +122,13 @@ class PaymentService:
         except GatewayError as exc:
             log.warning("payment_gateway_error", provider=name, order_id=order_id, error=str(exc))
             payment.status, payment.failure_reason = PaymentStatus.FAILED.value, "GATEWAY_ERROR"
+        failed = payment.status == PaymentStatus.FAILED
         try:
-            async with self.db.uow() as uow:
+            # An open payment is one INSERT, committed as it runs; a failed one comes with its event.
+            async with self.db.uow() if failed else self.db.statement() as uow:
                 uow.session.add(payment)
                 await uow.session.flush()
-                if payment.status == PaymentStatus.FAILED:
+                if failed:
                     await uow.publish(events.PAYMENT_FAILED, events.payment_payload(payment), at=now)
                 await uow.commit()
         except IntegrityError:

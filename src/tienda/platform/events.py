@@ -126,6 +126,13 @@ class OutboxTables:
         )
 
     @cached_property
+    def claim(self) -> Update:
+        """PostgreSQL: `unpublished` leased `until` and returned, in one statement."""
+        table = self.outbox
+        picked = self.unpublished.with_only_columns(table.c.id).scalar_subquery()
+        return update(table).where(table.c.id.in_(picked)).values(lease_until=bindparam("until")).returning(*table.c)
+
+    @cached_property
     def lease(self) -> Update:
         """The events `ids` leased `until`."""
         table = self.outbox
@@ -361,13 +368,9 @@ class OutboxRelay:
     async def _relay(self, db: Database) -> int:
         tables = db.outbox
         table = tables.outbox
-        now = datetime.now(UTC)
-        async with db.uow() as uow:
-            rows = (await uow.session.execute(tables.unpublished, {"now": now, "limit": self.batch_size})).all()
-            if not rows:
-                return 0
-            await uow.session.execute(tables.lease, {"ids": [r.id for r in rows], "until": now + self.lease})
-            await uow.commit()
+        rows = await self._claim(db)
+        if not rows:
+            return 0
 
         published: list[int] = []
         failed: dict[int, str] = {}
@@ -382,8 +385,8 @@ class OutboxRelay:
                 log.warning("event_publish_failed", event_id=row.event_id, type=row.type, error=repr(exc))
                 failed[row.id] = repr(exc)[:1000]
 
-        async with db.uow() as uow:
-            done_at = datetime.now(UTC)
+        done_at = datetime.now(UTC)
+        async with db.uow() if failed else db.statement() as uow:
             if published:
                 await uow.session.execute(tables.mark_published, {"ids": published, "at": done_at})
             for row_id, error in failed.items():
@@ -398,6 +401,24 @@ class OutboxRelay:
                 )
             await uow.commit()
         return len(published)
+
+    async def _claim(self, db: Database) -> list[Any]:
+        """Up to a batch of waiting events, oldest first, leased to this relay. On PostgreSQL
+        one statement in autocommit picks, locks and leases them; elsewhere (no UPDATE ...
+        RETURNING on MariaDB) a transaction reads them locked, then leases them. Either way
+        the rows stay locked until leased, so two relays never take the same event."""
+        tables = db.outbox
+        now = datetime.now(UTC)
+        params = {"now": now, "limit": self.batch_size, "until": now + self.lease}
+        if db.dialect == "postgresql":
+            async with db.read_engine.connect() as conn:
+                return sorted((await conn.execute(tables.claim, params)).all(), key=lambda row: int(row.id))
+        async with db.uow() as uow:
+            rows = list((await uow.session.execute(tables.unpublished, params)).all())
+            if rows:
+                await uow.session.execute(tables.lease, {"ids": [r.id for r in rows], "until": params["until"]})
+                await uow.commit()
+        return rows
 
     async def run_forever(self) -> None:
         while True:
