@@ -171,6 +171,33 @@ class TestEventsLateOrTwice:
             await shop.platform.bus.publish(event)
 
         assert stocks(await public(shop, product_id)) == [5]
+        assert await stored_copy(shop, variant) == (5, third.occurred_at)
+
+    async def test_a_sale_moves_the_copys_time_on_and_shows_the_same(self, shop: Shop) -> None:
+        """Committing a reservation moves units from reserved to sold: available stays, and
+        the copy of a product without variants only takes the event's time."""
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=[])
+        product_id = product["productId"]
+        await adjust(shop, auth, product_id, 4)
+        shop.clock.advance(seconds=1)
+        await reserve(shop, auth, "ord_20261125_0003", line(product_id, 1))
+        await shop.relay()
+        shop.clock.advance(seconds=1)
+        await post(shop, auth, "commit", {"orderId": "ord_20261125_0003"})
+        [sold] = await held_back(shop)
+
+        await shop.platform.bus.publish(sold)
+
+        assert (await public(shop, product_id))["stock"] == 3
+        table = Product.__table__
+        async with shop.platform.db("catalog").engine.connect() as conn:
+            copy = (
+                await conn.execute(
+                    select(table.c.stock_available, table.c.stock_updated_at).where(table.c.product_id == product_id)
+                )
+            ).one()
+        assert tuple(copy) == (3, sold.occurred_at)
 
     async def test_a_duplicate_event_is_ignored(self, shop: Shop) -> None:
         auth = await admin(shop)

@@ -65,7 +65,13 @@ class StockCopy:
         """Take the figure into the copy unless it is older than it; True when the copy changed.
 
         The product row is locked first, as every product write does, so the product the
-        cache and the event get is whole and the event's time follows the product's last change."""
+        cache and the event get is whole and the event's time follows the product's last change.
+        A figure the copy holds already (a sale: units move from reserved to sold, available
+        stays) only moves the copy's time on, without reading the product."""
+        if await repository.stock_copy_still(
+            uow.session, figure.product_id, figure.variant_id, available=figure.available, at=figure.at
+        ):
+            return False
         product = await repository.product(uow.session, figure.product_id, for_update=True)
         if product is None:
             return False

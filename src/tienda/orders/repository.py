@@ -110,22 +110,24 @@ async def unfinished(session: AsyncSession, *, steps: tuple[str, ...], before: d
     return list(await session.scalars(query))
 
 
-async def move_step(session: AsyncSession, order_id: str, *, at: str, values: dict[str, Any]) -> bool:
-    """Moves the order on from saga step `at`, if it is still there."""
-    result = await session.execute(_move_step(tuple(sorted(values))), {"order_id_": order_id, "at_": at} | values)
+async def move_step(
+    session: AsyncSession, order_id: str, *, at: str, values: dict[str, Any], status: str | None = None
+) -> bool:
+    """Moves the order on from saga step `at` (and `status`, if given), if it is still there."""
+    params = {"order_id_": order_id, "at_": at} | ({"status_": status} if status is not None else {}) | values
+    result = await session.execute(_move_step(tuple(sorted(values)), status is not None), params)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 @cache
-def _move_step(columns: tuple[str, ...]) -> Update:
+def _move_step(columns: tuple[str, ...], guard_status: bool) -> Update:
     """The guarded update of `move_step` that sets these columns (the saga moves by a few
     fixed sets), built once per set; a plain table update, as no session holds the row."""
     table = cast(Table, Order.__table__)
-    return (
-        update(table)
-        .where(table.c.order_id == bindparam("order_id_"), table.c.saga_step == bindparam("at_"))
-        .values({table.c[name]: bindparam(name) for name in columns})
-    )
+    guard = [table.c.order_id == bindparam("order_id_"), table.c.saga_step == bindparam("at_")]
+    if guard_status:
+        guard.append(table.c.status == bindparam("status_"))
+    return update(table).where(*guard).values({table.c[name]: bindparam(name) for name in columns})
 
 
 async def unpaid_expired(session: AsyncSession, *, now: datetime, limit: int) -> list[str]:

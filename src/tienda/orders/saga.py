@@ -73,7 +73,7 @@ class Saga:
             elif step == "RESERVED":
                 await self._take_out_of_cart(order)
                 if order.payment_method == "COD":
-                    moved = await self._confirm(order_id, at="RESERVED", payment_status="COD_PENDING", then="SELL")
+                    moved = await self._confirm(order, at="RESERVED", payment_status="COD_PENDING", then="SELL")
                 else:
                     moved, gateway_down = await self._open_payment(order)
             elif step == "CAPTURED":
@@ -83,7 +83,7 @@ class Saga:
                     await self._fail(order_id, "RESERVATION_EXPIRED", step="REFUND", payment_status="CAPTURED")
                     order = None
                     continue
-                moved = await self._confirm(order_id, at="CAPTURED", payment_status="CAPTURED", then="DONE")
+                moved = await self._confirm(order, at="CAPTURED", payment_status="CAPTURED", then="DONE")
             elif step == "SELL":
                 await self.inventory.commit(order_id)
                 moved = await self._move(order, "SELL", saga_step="DONE")
@@ -170,19 +170,32 @@ class Saga:
         )
         return moved, False
 
-    async def _confirm(self, order_id: str, *, at: str, payment_status: str, then: str) -> Order | None:
-        """The order CONFIRMED, if its saga still stands `at`: the row as committed (None when
-        someone else moved it first, so that the caller reads it again)."""
+    async def _confirm(self, order: Order, *, at: str, payment_status: str, then: str) -> Order | None:
+        """The order CONFIRMED, if it is still CREATED with its saga `at`: one guarded UPDATE
+        and `order.confirmed` in one transaction; the order as it now is (None when someone
+        else moved it first, so that the caller reads it again).
+
+        The event is built from `order` as the caller holds it, not read again under a lock:
+        while the order is CREATED at `at`, only this step may change it, and its lines never
+        change, so what the caller holds is what a read would give."""
+        now = self.clock.now()
+        values = {
+            "status": move(OrderStatus.CREATED, OrderStatus.CONFIRMED).value,
+            "payment_status": payment_status,
+            "payment_url": None,
+            "saga_step": then,
+            "updated_at": now,
+        }
         async with self.db.uow() as uow:
-            row = await self._locked(uow, order_id)
-            if row.saga_step != at or row.status != OrderStatus.CREATED:
+            if not await repository.move_step(
+                uow.session, order.order_id, at=at, values=values, status=OrderStatus.CREATED.value
+            ):
                 return None
-            now = self.clock.now()
-            row.status = move(OrderStatus.CREATED, OrderStatus.CONFIRMED).value
-            row.payment_status, row.payment_url, row.saga_step, row.updated_at = payment_status, None, then, now
-            await uow.publish(events.ORDER_CONFIRMED, events.order_payload(row), at=now)
+            for name, value in values.items():
+                setattr(order, name, value)
+            await uow.publish(events.ORDER_CONFIRMED, events.order_payload(order), at=now)
             await uow.commit()
-        return row
+        return order
 
     async def _refund_all(self, order: Order) -> bool:
         """Units sold come back and the payment is refunded in full; False if the gateway could
