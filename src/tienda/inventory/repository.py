@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, and_, any_, bindparam, or_, select, text, update
+from sqlalchemy import String, Update, and_, any_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -84,15 +84,9 @@ async def next_epoch(session: AsyncSession, product_id: str, variant_id: str) ->
         update(StockItem)
         .where(StockItem.product_id == product_id, StockItem.variant_id == variant_id)
         .values(cache_epoch=StockItem.cache_epoch + 1)
+        .execution_options(synchronize_session=False)
     )
-    if session.bind is not None and session.bind.dialect.update_returning:
-        row = (
-            await session.execute(statement.returning(*_COUNTS).execution_options(synchronize_session=False))
-        ).first()
-        return _counts(row) if row is not None else None
-    if not await _changed_one(session, statement):
-        return None
-    return await counts(session, product_id, variant_id)
+    return await _changed_counts(session, statement, {}, product_id, variant_id)
 
 
 async def _changed_one(session: AsyncSession, statement: object) -> bool:
@@ -116,29 +110,43 @@ async def hold(
             StockItem.stock_count - StockItem.reserved_count >= quantity,
         )
         .values(_moved({"reserved_count": StockItem.reserved_count + quantity, "updated_at": now}, bump))
+        .execution_options(synchronize_session=False)
     )
-    if session.bind is not None and session.bind.dialect.update_returning:
-        returning = statement.returning(*_COUNTS)
-        row = (await session.execute(returning.execution_options(synchronize_session=False))).first()
-        return _counts(row) if row is not None else None
-    if not await _changed_one(session, statement):  # MariaDB: no UPDATE ... RETURNING
-        return None
-    return await counts(session, product_id, variant_id)
+    return await _changed_counts(session, statement, {}, product_id, variant_id)
 
 
 async def unhold(
     session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime, *, bump: bool = False
-) -> bool:
-    return await _changed_one(
-        session,
+) -> Counts | None:
+    """Held units go back to available; the row as it now is, None (nothing changed) if it
+    did not hold that many."""
+    statement = (
         update(StockItem)
         .where(
             StockItem.product_id == product_id,
             StockItem.variant_id == variant_id,
             StockItem.reserved_count >= quantity,
         )
-        .values(_moved({"reserved_count": StockItem.reserved_count - quantity, "updated_at": now}, bump)),
+        .values(_moved({"reserved_count": StockItem.reserved_count - quantity, "updated_at": now}, bump))
+        .execution_options(synchronize_session=False)
     )
+    return await _changed_counts(session, statement, {}, product_id, variant_id)
+
+
+async def _changed_counts(
+    session: AsyncSession, statement: Update, values: dict[str, Any], product_id: str, variant_id: str
+) -> Counts | None:
+    """Run a guarded UPDATE of one row; the row as it now is, None if it matched nothing.
+    Where the database can, the counts come back with the UPDATE itself (one round trip
+    fewer); MariaDB has no UPDATE ... RETURNING, so there they are read after it."""
+    if session.bind is not None and session.bind.dialect.update_returning:
+        row = (await session.execute(statement.returning(*_COUNTS), values)).first()
+        return _counts(row) if row is not None else None
+    result = await session.execute(statement, values)
+    assert isinstance(result, CursorResult)
+    if result.rowcount != 1:
+        return None
+    return await counts(session, product_id, variant_id)
 
 
 _CONSUME = (
@@ -157,12 +165,13 @@ _CONSUME = (
 )
 
 
-async def consume(session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime) -> bool:
-    """Reserved units leave the stock (sold)."""
+async def consume(
+    session: AsyncSession, product_id: str, variant_id: str, quantity: int, now: datetime
+) -> Counts | None:
+    """Reserved units leave the stock (sold); the row as it now is, None (nothing changed) if
+    it did not hold them."""
     values = {"product_id_": product_id, "variant_id_": variant_id, "quantity": quantity, "now": now}
-    result = await session.execute(_CONSUME, values)
-    assert isinstance(result, CursorResult)
-    return result.rowcount == 1
+    return await _changed_counts(session, _CONSUME, values, product_id, variant_id)
 
 
 async def restock(

@@ -79,9 +79,12 @@ class ServiceBase:
 
     async def _unhold(self, uow: UnitOfWork, row: Reservation, quantity: int, kind: str, now: datetime) -> Change:
         key = (row.product_id, row.variant_id)
-        if not await repository.unhold(uow.session, *key, quantity, now, bump=self._bypasses(key)):
+        after = await repository.unhold(uow.session, *key, quantity, now, bump=self._bypasses(key))
+        if after is None:
             raise RuntimeError(f"stock of {row.product_id}/{row.variant_id} disagrees with its reservations")
-        counts = await self._moved(uow, row.product_id, row.variant_id, kind, 0, -quantity, order_id=row.order_id)
+        counts = await self._moved(
+            uow, row.product_id, row.variant_id, kind, 0, -quantity, order_id=row.order_id, now=after
+        )
         return key, quantity, counts.epoch
 
     async def _shortage(
@@ -105,8 +108,10 @@ class ServiceBase:
         reason: str | None = None,
         actor: str | None = None,
         before: int | None = None,
+        now: Counts | None = None,
     ) -> Counts:
-        """Audit the change and publish the row as it now is; returns it."""
+        """Audit the change and publish the row as it now is (`now`, if its UPDATE returned it;
+        else read); returns it."""
         self._audit(
             uow,
             product_id,
@@ -118,7 +123,7 @@ class ServiceBase:
             reason=reason,
             actor=actor,
         )
-        counts = await repository.counts(uow.session, product_id, variant_id)
+        counts = now or await repository.counts(uow.session, product_id, variant_id)
         change = counts.available - before if before is not None else stock_delta - reserved_delta
         await self._publish(uow, product_id, variant_id, counts, change=change)
         return counts

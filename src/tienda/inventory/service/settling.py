@@ -58,11 +58,19 @@ class Settling(ServiceBase):
             raise ReservationClosed()  # everything was released or expired: nothing to sell
         now = self.clock.now()
         for row in held:
-            if not await repository.consume(uow.session, row.product_id, row.variant_id, row.quantity, now):
+            counts = await repository.consume(uow.session, row.product_id, row.variant_id, row.quantity, now)
+            if counts is None:
                 raise RuntimeError(f"stock of {row.product_id}/{row.variant_id} disagrees with its reservations")
             row.status, row.updated_at = "COMMITTED", now
             await self._moved(
-                uow, row.product_id, row.variant_id, "COMMIT", -row.quantity, -row.quantity, order_id=order_id
+                uow,
+                row.product_id,
+                row.variant_id,
+                "COMMIT",
+                -row.quantity,
+                -row.quantity,
+                order_id=order_id,
+                now=counts,
             )
         await uow.session.flush()
         return self._reservation_read(order_id, rows)
