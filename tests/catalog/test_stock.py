@@ -36,13 +36,17 @@ def stocks(product: dict[str, Any]) -> list[int]:
 
 async def stored_copy(shop: Shop, variant_id: str) -> tuple[int, datetime | None]:
     """(stock_available, stock_updated_at) of a variant, through the typed table."""
-    table = Variant.__table__
+    return await _stored(shop, Variant.__table__, Variant.__table__.c.variant_id == variant_id)
+
+
+async def stored_product_copy(shop: Shop, product_id: str) -> tuple[int, datetime | None]:
+    """(stock_available, stock_updated_at) of a product without variants."""
+    return await _stored(shop, Product.__table__, Product.__table__.c.product_id == product_id)
+
+
+async def _stored(shop: Shop, table: Any, where: Any) -> tuple[int, datetime | None]:
     async with shop.platform.db("catalog").engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(table.c.stock_available, table.c.stock_updated_at).where(table.c.variant_id == variant_id)
-            )
-        ).one()
+        row = (await conn.execute(select(table.c.stock_available, table.c.stock_updated_at).where(where))).one()
     return int(row[0]), row[1]
 
 
@@ -190,14 +194,7 @@ class TestEventsLateOrTwice:
         await shop.platform.bus.publish(sold)
 
         assert (await public(shop, product_id))["stock"] == 3
-        table = Product.__table__
-        async with shop.platform.db("catalog").engine.connect() as conn:
-            copy = (
-                await conn.execute(
-                    select(table.c.stock_available, table.c.stock_updated_at).where(table.c.product_id == product_id)
-                )
-            ).one()
-        assert tuple(copy) == (3, sold.occurred_at)
+        assert await stored_product_copy(shop, product_id) == (3, sold.occurred_at)
 
     async def test_a_duplicate_event_is_ignored(self, shop: Shop) -> None:
         auth = await admin(shop)
