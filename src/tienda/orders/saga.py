@@ -131,8 +131,8 @@ class Saga:
 
     async def _move(self, order: Order, at: str, **values: Any) -> Order | None:
         """The order's row from saga step `at` on to `values`, in one guarded statement (no
-        lock taken and held across round trips, no transaction around it); the order as it now is, or None if it was
-        no longer at `at` (someone else moved it: read it again)."""
+        lock taken and held across round trips, no transaction around it); the order as it
+        now is, or None if it was no longer at `at` (someone else moved it: read it again)."""
         values["updated_at"] = self.clock.now()
         async with self.db.statement() as uow:
             if not await repository.move_step(uow.session, order.order_id, at=at, values=values):

@@ -83,7 +83,7 @@ class ServiceBase:
         if after is None:
             raise RuntimeError(f"stock of {row.product_id}/{row.variant_id} disagrees with its reservations")
         counts = await self._moved(
-            uow, row.product_id, row.variant_id, kind, 0, -quantity, order_id=row.order_id, now=after
+            uow, row.product_id, row.variant_id, kind, 0, -quantity, order_id=row.order_id, after=after
         )
         return key, quantity, counts.epoch
 
@@ -108,10 +108,10 @@ class ServiceBase:
         reason: str | None = None,
         actor: str | None = None,
         before: int | None = None,
-        now: Counts | None = None,
+        after: Counts | None = None,
     ) -> Counts:
-        """Audit the change and publish the row as it now is (`now`, if its UPDATE returned it;
-        else read); returns it."""
+        """Audit the change and publish the row as it now is (`after`, if its UPDATE returned
+        it; else read); returns it."""
         self._audit(
             uow,
             product_id,
@@ -123,7 +123,7 @@ class ServiceBase:
             reason=reason,
             actor=actor,
         )
-        counts = now or await repository.counts(uow.session, product_id, variant_id)
+        counts = after or await repository.counts(uow.session, product_id, variant_id)
         change = counts.available - before if before is not None else stock_delta - reserved_delta
         await self._publish(uow, product_id, variant_id, counts, change=change)
         return counts

@@ -58,8 +58,8 @@ class Settling(ServiceBase):
             raise ReservationClosed()  # everything was released or expired: nothing to sell
         now = self.clock.now()
         for row in held:
-            counts = await repository.consume(uow.session, row.product_id, row.variant_id, row.quantity, now)
-            if counts is None:
+            after = await repository.consume(uow.session, row.product_id, row.variant_id, row.quantity, now)
+            if after is None:
                 raise RuntimeError(f"stock of {row.product_id}/{row.variant_id} disagrees with its reservations")
             row.status, row.updated_at = "COMMITTED", now
             await self._moved(
@@ -70,7 +70,7 @@ class Settling(ServiceBase):
                 -row.quantity,
                 -row.quantity,
                 order_id=order_id,
-                now=counts,
+                after=after,
             )
         await uow.session.flush()
         return self._reservation_read(order_id, rows)
