@@ -139,7 +139,7 @@ class PaymentService:
             if existing is None:
                 raise
             return self._same(existing, amount, currency)
-        if payment.status == PaymentStatus.FAILED:
+        if failed:
             raise GatewayUnavailable()
         return payment
 
