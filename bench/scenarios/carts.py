@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from bench.data import sample_products
 from bench.scenario import BenchModule, LoadContext, Scenario, Target
+from bench.scenarios.catalog import read_each_product
 from tienda.catalog.models import Product, Variant
 from tienda.inventory.models import OUTBOX, StockItem
 from tienda.platform.clock import SystemClock
@@ -106,10 +107,11 @@ MODULE = BenchModule(
             name="set_cart_line",
             description="POST /api/v1/carts/items as 2,000 signed-in users, each over 5 products (quantity 1..3): "
             "JWT check, cart read, catalog prices (product cache) and stock (one SELECT), one Lua script on the "
-            "Redis cart hash, the priced cart back.",
+            "Redis cart hash, the priced cart back. Each product page is read once before the warm-up.",
             concurrencies=(32,),
             lua="set_cart.lua",
             rows=_lines,
+            prime=read_each_product,
         ),
         Scenario(
             name="get_cart",
@@ -118,6 +120,7 @@ MODULE = BenchModule(
             concurrencies=(32,),
             lua="get_cart.lua",
             rows=_users,
+            prime=read_each_product,
         ),
     ),
 )

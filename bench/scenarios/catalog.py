@@ -24,7 +24,9 @@ def _products(target: Target) -> list[tuple[str]]:
     return [(p,) for p in target.products]
 
 
-async def _read_each_product(target: Target) -> None:
+async def read_each_product(target: Target) -> None:
+    """Every product page once, as buyers see a product before they buy it: the product cache
+    then holds what the measured run reads."""
     await read_each(target.base_url, [f"/api/v1/products/{p}" for p in target.products])
 
 
@@ -53,7 +55,7 @@ MODULE = BenchModule(
             concurrencies=(32,),
             lua="product.lua",
             rows=_products,
-            prime=_read_each_product,
+            prime=read_each_product,
         ),
         Scenario(
             name="product_uncached",
