@@ -248,8 +248,11 @@ def _scenario(cfg: Config, shop: Server, worker: Server, scenario: Scenario, tar
     if scenario.prime is not None:
         asyncio.run(scenario.prime(target))
     load(max(concurrencies), cfg.warmup)
-    rows = []
+    rows: list[Row] = []
     for c in concurrencies:
+        # Each row is measured beside the events of its own load only, not the backlog that the
+        # warm-up (at the highest concurrency) or the row before left to the worker.
+        _settle(worker, f"{scenario.name} at c={rows[-1].concurrency}" if rows else f"the warm-up of {scenario.name}")
         m, cpu = _measure(shop, worker, load, c, cfg.duration)
         row = Row.of(scenario.name, target.server, c, scenario.tool, m, ceiling=scenario.ceiling, cpu=cpu)
         rows.append(_logged(row))
@@ -263,9 +266,10 @@ def _scenario(cfg: Config, shop: Server, worker: Server, scenario: Scenario, tar
 
 
 def _settle(worker: Server, after: str) -> None:
-    """Wait until `tienda worker` has handled the events a scenario left behind (its CPU is
-    quiet): else the next scenario is measured beside that backlog (the carts rows after the
-    reservation rows shared the machine with a worker at 50% handling 12,000 stock events)."""
+    """Wait until `tienda worker` has handled the events a run left behind (its CPU is quiet):
+    else the next run is measured beside that backlog. The carts rows after the reservation
+    rows shared the machine with a worker at 50% handling 12,000 stock events; the first row
+    of a scenario shared it with the backlog of the warm-up."""
     began = time.monotonic()
     while tree_busy_pct(worker.pid) > SETTLED_CPU_PCT:
         if time.monotonic() - began > SETTLE_TIMEOUT_S:
