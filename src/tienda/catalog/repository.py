@@ -31,10 +31,15 @@ async def all_categories(session: AsyncSession) -> list[Category]:
     return list(await session.scalars(select(Category).order_by(Category.name, Category.id)))
 
 
+_PUBLIC_IDS_OF_CATEGORIES = select(Category.id, Category.category_id).where(
+    Category.id.in_(bindparam("pks", expanding=True))
+)
+
+
 async def public_ids_of_categories(session: AsyncSession, pks: set[int]) -> dict[int, str]:
     if not pks:
         return {}
-    rows = await session.execute(select(Category.id, Category.category_id).where(Category.id.in_(pks)))
+    rows = await session.execute(_PUBLIC_IDS_OF_CATEGORIES, {"pks": list(pks)})
     return {row.id: row.category_id for row in rows}
 
 
@@ -98,14 +103,17 @@ async def product(session: AsyncSession, product_id: str, *, for_update: bool = 
     return await session.scalar(_PRODUCT_FOR_UPDATE if for_update else _PRODUCT, {"product_id": product_id})
 
 
+_PRODUCTS_OF_IDS = (
+    select(Product)
+    .where(Product.product_id.in_(bindparam("product_ids", expanding=True)))
+    .options(selectinload(Product.variants), selectinload(Product.images))
+)
+"""Built once, as `_PRODUCT`: the products a cart or an order prices that the cache misses."""
+
+
 async def products(session: AsyncSession, product_ids: list[str]) -> list[Product]:
     """The products of these public ids that exist (soft-deleted and unpublished included)."""
-    query = (
-        select(Product)
-        .where(Product.product_id.in_(product_ids))
-        .options(selectinload(Product.variants), selectinload(Product.images))
-    )
-    return list(await session.scalars(query))
+    return list(await session.scalars(_PRODUCTS_OF_IDS, {"product_ids": list(product_ids)}))
 
 
 async def published_products_after(session: AsyncSession, after_pk: int, limit: int) -> list[Product]:

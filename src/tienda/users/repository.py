@@ -9,12 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tienda.users.models import Address, PasswordResetCode, RefreshToken, User
 
+_USER = select(User).where(User.user_id == bindparam("user_id"))
+_USER_FOR_UPDATE = _USER.with_for_update()
+"""Built once: every profile read and every write of a user's own data looks the user up, and
+building the select and its cache key per call was a tenth of a profile read's CPU."""
+
 
 async def user_by_public_id(session: AsyncSession, user_id: str, *, for_update: bool = False) -> User | None:
-    query = select(User).where(User.user_id == user_id)
-    if for_update:
-        query = query.with_for_update()
-    return await session.scalar(query)
+    found: User | None = await session.scalar(_USER_FOR_UPDATE if for_update else _USER, {"user_id": user_id})
+    return found
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
