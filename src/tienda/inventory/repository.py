@@ -89,8 +89,8 @@ async def next_epoch(session: AsyncSession, product_id: str, variant_id: str) ->
     return await _changed_counts(session, statement, {}, product_id, variant_id)
 
 
-async def _changed_one(session: AsyncSession, statement: object) -> bool:
-    result = await session.execute(statement.execution_options(synchronize_session=False))  # type: ignore[attr-defined]
+async def _changed_one(session: AsyncSession, statement: object, values: dict[str, Any] | None = None) -> bool:
+    result = await session.execute(statement.execution_options(synchronize_session=False), values)  # type: ignore[attr-defined]
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
 
@@ -142,9 +142,7 @@ async def _changed_counts(
     if session.bind is not None and session.bind.dialect.update_returning:
         row = (await session.execute(statement.returning(*_COUNTS), values)).first()
         return _counts(row) if row is not None else None
-    result = await session.execute(statement, values)
-    assert isinstance(result, CursorResult)
-    if result.rowcount != 1:
+    if not await _changed_one(session, statement, values):
         return None
     return await counts(session, product_id, variant_id)
 
