@@ -402,8 +402,11 @@ def internal_router(module: str) -> APIRouter:
     return APIRouter(prefix=f"/internal/{module}", include_in_schema=False, dependencies=[Depends(internal_principal)])
 
 
-def include_flat(app: FastAPI, router: APIRouter, *, prefix: str = "", include_in_schema: bool = True) -> None:
-    """Add the router's routes to the app itself, under `prefix`, as FastAPI's `include_router`
+def include_flat(
+    target: FastAPI | APIRouter, router: APIRouter, *, prefix: str = "", include_in_schema: bool = True
+) -> None:
+    """Add the router's routes to the app itself (or to a router whose routes the app takes
+    as they are), under `prefix`, as FastAPI's `include_router`
     did before 0.137. Since then it keeps each included router as a node that every request
     walks through, matching each of its routes twice, with bookkeeping in the scope per route:
     with the shop's ~140 routes that cost a request 100-250 us before its handler ran (more
@@ -412,7 +415,7 @@ def include_flat(app: FastAPI, router: APIRouter, *, prefix: str = "", include_i
     for route in router.routes:
         if not isinstance(route, APIRoute):
             raise TypeError(f"only API routes can be included flat, not {route!r}")
-        app.router.add_api_route(
+        (target.router if isinstance(target, FastAPI) else target).add_api_route(
             prefix + route.path,
             route.endpoint,
             response_model=route.response_model,
