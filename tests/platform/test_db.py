@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
 from tests.conftest import Shop
 from tienda.users import repository
@@ -28,6 +30,40 @@ class TestReader:
                 await uow.commit()
 
         assert await shop.scalar("users", "SELECT count(*) FROM users_outbox_events") == 0
+
+
+_EMAIL_OF = select(User.user_id, User.email, User.full_name).where(User.email == bindparam("email"))
+
+
+class TestRows:
+    async def test_reads_what_was_committed_as_plain_tuples(self, shop: Shop) -> None:
+        user_id = await shop.register("rows@example.com", fullName="Rosa Rows")
+        await shop.register("other-rows@example.com")
+        db = shop.platform.db("users")
+
+        rows = await db.rows(_EMAIL_OF, {"email": "rows@example.com"})
+        again = await db.rows(_EMAIL_OF, {"email": "rows@example.com"})  # compiled once, run twice
+        none = await db.rows(_EMAIL_OF, {"email": "nobody@example.com"})
+
+        assert rows == again == [(user_id, "rows@example.com", "Rosa Rows")]
+        assert none == []
+
+    @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+    @pytest.mark.parametrize(
+        ("statement", "named"),
+        [
+            (select(User.user_id, User.created_at).where(User.email == bindparam("email")), "created_at"),
+            (select(User.user_id).where(User.email.in_(bindparam("email", expanding=True))), "expanding IN"),
+        ],
+        ids=["a column SQLAlchemy converts", "an expanding IN"],
+    )
+    async def test_refuses_what_needs_sqlalchemys_execution_on_postgres(
+        self, shop: Shop, statement: Any, named: str
+    ) -> None:
+        """There the select goes to asyncpg as it is: a zone-aware time or an IN list rendered
+        at execution would come back wrong or not run, so it is refused with a reason."""
+        with pytest.raises(TypeError, match=named):
+            await shop.platform.db("users").rows(statement, {"email": ["rows@example.com"]})
 
 
 class TestStatement:

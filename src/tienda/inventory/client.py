@@ -91,8 +91,7 @@ class InProcessInventoryClient:
     async def available(self, product_ids: list[str]) -> dict[StockKey, int]:
         if not product_ids:
             return {}
-        async with self.platform.db("inventory").reader() as uow:
-            rows = await repository.available_of_products(uow.session, list(dict.fromkeys(product_ids)))
+        rows = await repository.available_of_products(self.platform.db("inventory"), list(dict.fromkeys(product_ids)))
         return {(p, v if v != NO_VARIANT else None): max(a, 0) for (p, v), a in rows.items()}
 
     async def reserve(self, order_id: str, lines: list[StockLine], *, ttl: timedelta) -> datetime:

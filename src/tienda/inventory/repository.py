@@ -13,6 +13,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tienda.inventory.models import Reservation, StockItem
+from tienda.platform.db import Database
 
 
 class Counts(NamedTuple):
@@ -222,10 +223,10 @@ _AVAILABLE_OF = {
 }
 
 
-async def available_of_products(session: AsyncSession, product_ids: list[str]) -> dict[tuple[str, str], int]:
-    """Available units (stock - reserved) of every stock row of these products."""
-    dialect = session.bind.dialect.name if session.bind is not None else "other"
-    rows = await session.execute(_AVAILABLE_OF.get(dialect, _AVAILABLE_OF["other"]), {"ids": product_ids})
+async def available_of_products(db: Database, product_ids: list[str]) -> dict[tuple[str, str], int]:
+    """Available units (stock - reserved) of every stock row of these products: plain columns,
+    read past the ORM (`Database.rows`) as every cart read and write asks for them."""
+    rows = await db.rows(_AVAILABLE_OF.get(db.dialect, _AVAILABLE_OF["other"]), {"ids": product_ids})
     return {(str(p), str(v)): int(a) for p, v, a in rows}
 
 
