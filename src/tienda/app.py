@@ -128,7 +128,7 @@ def create_app(
         )
     app.router.routes.extend(module_routes(modules))
     web.include_flat(
-        app,
+        app.router,
         web.ops_router(
             lambda: app.state.platform.checks(), metrics, multiprocess=settings.metrics_multiprocess_dir is not None
         ),

@@ -46,9 +46,9 @@ def _app(*, indexed: bool) -> FastAPI:
         return {"route": "put_deep"}
 
     for prefix in ("/api/v1", "/api"):
-        web.include_flat(app, items, prefix=prefix)
-        web.include_flat(app, tenants, prefix=prefix)
-    web.include_flat(app, tenants)
+        web.include_flat(app.router, items, prefix=prefix)
+        web.include_flat(app.router, tenants, prefix=prefix)
+    web.include_flat(app.router, tenants)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -402,20 +402,18 @@ def internal_router(module: str) -> APIRouter:
     return APIRouter(prefix=f"/internal/{module}", include_in_schema=False, dependencies=[Depends(internal_principal)])
 
 
-def include_flat(
-    target: FastAPI | APIRouter, router: APIRouter, *, prefix: str = "", include_in_schema: bool = True
-) -> None:
-    """Add the router's routes to the app itself (or to a router whose routes the app takes
-    as they are), under `prefix`, as FastAPI's `include_router`
-    did before 0.137. Since then it keeps each included router as a node that every request
-    walks through, matching each of its routes twice, with bookkeeping in the scope per route:
-    with the shop's ~140 routes that cost a request 100-250 us before its handler ran (more
+def include_flat(target: APIRouter, router: APIRouter, *, prefix: str = "", include_in_schema: bool = True) -> None:
+    """Add the router's routes to `target` itself (the app's own router, or one whose routes
+    the app takes as they are), under `prefix`, as FastAPI's `include_router` did before 0.137.
+    Since then it keeps each included router as a node that every request walks through,
+    matching each of its routes twice, with bookkeeping in the scope per route: with the
+    shop's ~140 routes that cost a request 100-250 us before its handler ran (more
     than a cached read's whole answer). Routes added flat are matched once each, by their regex.
     The OpenAPI document is the same (tests/platform/test_openapi.py checks it)."""
     for route in router.routes:
         if not isinstance(route, APIRoute):
             raise TypeError(f"only API routes can be included flat, not {route!r}")
-        (target.router if isinstance(target, FastAPI) else target).add_api_route(
+        target.add_api_route(
             prefix + route.path,
             route.endpoint,
             response_model=route.response_model,
