@@ -199,9 +199,12 @@ class _RawRead:
             if column[3].dialect_impl(dialect).result_processor(dialect, None) is not None
         ]
         processors = dict(compiled._bind_processors)
-        if converted or "POSTCOMPILE" in compiled.string or not all(map(callable, processors.values())):
+        needs = [f"column {name}" for name in converted]
+        needs += ["an expanding IN"] if "POSTCOMPILE" in compiled.string else []
+        needs += [f"parameter {name}" for name, process in processors.items() if not callable(process)]
+        if needs:
             raise TypeError(
-                f"Database.rows takes selects of plain columns and parameters; {converted or 'an expanding IN'}"
+                f"Database.rows takes selects of plain columns and parameters; {', '.join(needs)}"
                 " needs SQLAlchemy's execution: read it through a unit of work"
             )
         return cls(
