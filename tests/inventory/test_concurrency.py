@@ -201,3 +201,74 @@ class TestTheDatabaseRefusesAnOversellItself:
             async with shop.platform.db("inventory").engine.begin() as conn:
                 await conn.execute(text("UPDATE inventory SET reserved_count = 6 WHERE product_id = 'p_hot'"))
         assert await stock_of(shop) == (5, 0)
+
+
+WAITING_TO_HOLD = {
+    "postgresql": "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE inventory SET reserved_count%'",
+    "mysql": "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE()"
+    " AND info LIKE 'UPDATE inventory SET reserved_count%'",
+}
+"""Whether a reservation waits in its guarded UPDATE of a stock row (information_schema.innodb_trx
+of MariaDB 10.11 leaves out a waiting transaction that has written rows)."""
+
+
+class TestADeadlockIsRunAgain:
+    @pytest.mark.parametrize("backend", ["postgres", "mysql"], indirect=True)
+    async def test_a_reservation_the_database_gives_up_for_a_deadlock_is_run_again_from_the_start(
+        self, shop: Shop
+    ) -> None:
+        """A rival transaction holds the stock row the reservation waits for, then waits for the
+        reservation's own row: a deadlock, which the database ends by rolling the reservation
+        back (InnoDB gives up the transaction that changed fewer rows; PostgreSQL the one whose
+        wait began first). The reservation is run again and answered as if nothing happened."""
+        _, admin = await shop.admin()
+        other = {"productId": "p_other", "variantId": "v_other"}
+        for item in (VARIANT, other):
+            response = await shop.client.post(
+                "/api/v1/inventory/adjust", json={**item, "delta": 10, "reason": "restock"}, headers=admin
+            )
+            assert response.status_code == 200
+        db = shop.platform.db("inventory")
+        now = shop.clock.now()
+        async with db.engine.connect() as rival:
+            rivalry = await rival.begin()
+            for _ in range(20):  # the heavier transaction, for InnoDB
+                await rival.execute(
+                    text(
+                        "INSERT INTO inventory_movements (product_id, variant_id, kind, stock_delta, reserved_delta,"
+                        " created_at) VALUES ('p_other', 'v_other', 'ADJUST', 0, 0, :now)"
+                    ),
+                    {"now": now},
+                )
+            await rival.execute(text("SELECT stock_count FROM inventory WHERE product_id = 'p_hot' FOR UPDATE"))
+            reserving = asyncio.create_task(
+                shop.client.post(
+                    "/api/v1/inventory/reserve",
+                    json={"orderId": "ord_dl", "items": [{**VARIANT, "quantity": 2}, {**other, "quantity": 1}]},
+                    headers=service_auth(shop),
+                )
+            )
+            while not await shop.scalar("inventory", WAITING_TO_HOLD[db.dialect]):  # its rows written
+                assert not reserving.done(), reserving.result().text
+                await asyncio.sleep(0.01)
+            # The same reservation row: the rival waits for the reservation, which waits for it.
+            await rival.execute(
+                text(
+                    "INSERT INTO inventory_reservations (order_id, product_id, variant_id, quantity, status,"
+                    " expires_at, created_at, updated_at) VALUES ('ord_dl', 'p_hot', 'v_hot', 2, 'RESERVED',"
+                    " :now, :now, :now)"
+                ),
+                {"now": now},
+            )  # it went through: the reservation was the one rolled back
+            await rivalry.rollback()
+        response = await reserving
+
+        assert response.status_code == 200, response.text
+        assert [(i["productId"], i["quantity"]) for i in response.json()["items"]] == [("p_hot", 2), ("p_other", 1)]
+        assert await stock_of(shop) == (10, 2)
+        rows = await shop.scalar("inventory", "SELECT COUNT(*) FROM inventory_reservations WHERE order_id = 'ord_dl'")
+        moved = await shop.scalar("inventory", "SELECT COUNT(*) FROM inventory_movements WHERE kind = 'RESERVE'")
+        assert (int(rows), int(moved)) == (2, 2)
+        updates = await shop.events("inventory", "inventory.updated")
+        assert [(u["productId"], u["reserved"]) for u in updates[2:]] == [("p_hot", 2), ("p_other", 1)]

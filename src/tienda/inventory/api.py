@@ -3,14 +3,11 @@ order service (or an admin), adjust for admins."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from tienda.inventory.errors import ConcurrentChange
 from tienda.inventory.schemas import (
     AdjustRequest,
     CommitRequest,
@@ -23,12 +20,11 @@ from tienda.inventory.service import InventoryService
 from tienda.inventory.wiring import inventory_service
 from tienda.platform.auth import Admin
 from tienda.platform.auth import Service as ServiceCaller
-from tienda.platform.db import UnitOfWork
+from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.deps import unit_of_work
 from tienda.platform.errors import error_responses
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
-T = TypeVar("T")
 
 
 async def _service(request: Request) -> InventoryService:
@@ -39,24 +35,9 @@ Service = Annotated[InventoryService, Depends(_service)]
 ReadUow = Annotated[UnitOfWork, Depends(unit_of_work("inventory", readonly=True))]
 
 
-async def _committed(request: Request, service: InventoryService, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-    """Run `work` in a unit of work and commit; once more if a concurrent request created the
-    same row first (the second run then sees it)."""
-    db = request.app.state.platform.db("inventory")
-    for attempt in (1, 2):
-        try:
-            async with db.uow() as uow:
-                try:
-                    result = await work(uow)
-                    await uow.commit()
-                    return result
-                finally:
-                    if not uow.committed:  # shielded: a cancelled request still gives back what it took
-                        await asyncio.shield(service.abandoned(uow))
-        except ConcurrentChange:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.platform.db("inventory")
+    return db
 
 
 @router.post(
@@ -70,8 +51,8 @@ async def _committed(request: Request, service: InventoryService, work: Callable
 )
 async def reserve(body: ReserveRequest, request: Request, _caller: ServiceCaller, service: Service) -> ReservationRead:
     ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None
-    return await _committed(
-        request, service, lambda uow: service.reserve(uow, order_id=body.order_id, items=body.items, ttl=ttl)
+    return await service.committed(
+        _db(request), lambda uow: service.reserve(uow, order_id=body.order_id, items=body.items, ttl=ttl)
     )
 
 
@@ -84,8 +65,8 @@ async def reserve(body: ReserveRequest, request: Request, _caller: ServiceCaller
     responses=error_responses(400, 401, 403, 404),
 )
 async def release(body: ReleaseRequest, request: Request, _caller: ServiceCaller, service: Service) -> ReservationRead:
-    return await _committed(
-        request, service, lambda uow: service.release(uow, order_id=body.order_id, items=body.items)
+    return await service.committed(
+        _db(request), lambda uow: service.release(uow, order_id=body.order_id, items=body.items)
     )
 
 
@@ -97,7 +78,7 @@ async def release(body: ReleaseRequest, request: Request, _caller: ServiceCaller
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def commit(body: CommitRequest, request: Request, _caller: ServiceCaller, service: Service) -> ReservationRead:
-    return await _committed(request, service, lambda uow: service.commit(uow, order_id=body.order_id))
+    return await service.committed(_db(request), lambda uow: service.commit(uow, order_id=body.order_id))
 
 
 @router.post(
@@ -109,9 +90,8 @@ async def commit(body: CommitRequest, request: Request, _caller: ServiceCaller, 
     responses=error_responses(400, 401, 403, 409),
 )
 async def adjust(body: AdjustRequest, request: Request, admin: Admin, service: Service) -> ProductStock:
-    return await _committed(
-        request,
-        service,
+    return await service.committed(
+        _db(request),
         lambda uow: service.adjust(
             uow,
             product_id=body.product_id,

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol, TypeVar
 
 from pydantic import Field, TypeAdapter, with_config
 
 from tienda.inventory import repository
-from tienda.inventory.errors import ConcurrentChange, InsufficientStock, ReservationClosed, ReservationNotFound
+from tienda.inventory.errors import InsufficientStock, ReservationClosed, ReservationNotFound
 from tienda.inventory.models import NO_VARIANT
 from tienda.inventory.schemas import ItemIn, ReservationRead
 from tienda.inventory.service import InventoryService
@@ -125,24 +126,9 @@ class InProcessInventoryClient:
                 return None
 
     async def _committed(self, work: Callable[[InventoryService, UnitOfWork], Awaitable[T]]) -> T:
-        """As the inventory routes run a use case: committed, once more after a concurrent
-        first insert of the same row, and Redis holds given back if it did not commit."""
+        """As the inventory routes run a use case (`InventoryService.committed`)."""
         service = inventory_service(self.platform)
-        db = self.platform.db("inventory")
-        for attempt in (1, 2):
-            try:
-                async with db.uow() as uow:
-                    try:
-                        result = await work(service, uow)
-                        await uow.commit()
-                        return result
-                    finally:
-                        if not uow.committed:
-                            await service.abandoned(uow)
-            except ConcurrentChange:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return await service.committed(self.platform.db("inventory"), partial(work, service))
 
 
 class StockQuery(Schema):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric, Select, String, event, text
 from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -215,6 +216,26 @@ class _RawRead:
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [self.processors[name](params[name]) if name in self.processors else params[name] for name in self.names]
+
+
+_GAVE_UP_SQLSTATES = frozenset({"40001", "40P01"})
+"""PostgreSQL's serialization_failure and deadlock_detected."""
+_GAVE_UP_MYSQL_ERRORS = frozenset({1213})
+"""MariaDB's and MySQL's ER_LOCK_DEADLOCK: the whole transaction was rolled back."""
+
+
+def gave_way(exc: BaseException) -> bool:
+    """Whether the database rolled this transaction back for another's sake (a deadlock, or a
+    serialization failure) rather than for anything in it: run again from the start, it may
+    well go through. InnoDB's manual asks applications to be ready for this on any write;
+    PostgreSQL's names the same two errors as the ones worth retrying."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    error = exc.orig
+    if getattr(error, "sqlstate", None) in _GAVE_UP_SQLSTATES:  # asyncpg, as SQLAlchemy adapts it
+        return True
+    args: tuple[Any, ...] = getattr(error, "args", ())
+    return bool(args) and args[0] in _GAVE_UP_MYSQL_ERRORS  # asyncmy: (errno, message)
 
 
 class UnitOfWork:

@@ -3,18 +3,58 @@ adjust, and the release of expired reservations. Each takes a unit of work, flus
 leaves the commit to its caller; every change of a row publishes `inventory.updated` (and
 `inventory.low_stock` when available falls to the threshold) in the same transaction.
 
-With the Redis strategy (`flash.py`) an entry that reserves and does not commit must call
-`abandoned(uow)`, which gives the units taken in Redis back."""
+Entries run a use case through `InventoryService.committed`, which commits it, runs it again
+when it lost a race, and, with the Redis strategy (`flash.py`), gives back the units a run
+that did not commit took in Redis (`abandoned`)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+
+from tienda.inventory.errors import ConcurrentChange
 from tienda.inventory.service.adjusting import Adjusting
 from tienda.inventory.service.reading import Reading
 from tienda.inventory.service.reserving import Reserving
 from tienda.inventory.service.settling import Settling
+from tienda.platform.db import Database, UnitOfWork, gave_way
 
 __all__ = ["InventoryService"]
+
+T = TypeVar("T")
+RUNS = 3
+"""How often a use case is run before a lost race is answered 409 `CONCURRENT_CHANGE`."""
 
 
 class InventoryService(Reserving, Settling, Adjusting, Reading):
     """Built once per process (`wiring.py`); its parts are one file per use case."""
+
+    async def committed(self, db: Database, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """Run `work` in a unit of work of its own and commit it. It is run again, from the
+        start, when a concurrent request created the same row first (the next run sees that
+        row) or when the database rolled it back for another transaction's sake (a deadlock:
+        InnoDB meets one now and then when inserts share an index gap). A run that does not
+        commit gives back what it took in Redis, shielded from cancellation so that a request
+        whose client went away still does."""
+        for run in range(1, RUNS + 1):
+            try:
+                async with db.uow() as uow:
+                    try:
+                        result = await work(uow)
+                        await uow.commit()
+                        return result
+                    finally:
+                        if not uow.committed:
+                            await asyncio.shield(self.abandoned(uow))
+            except ConcurrentChange:
+                if run == RUNS:
+                    raise
+            except DBAPIError as exc:
+                if not gave_way(exc):
+                    raise
+                if run == RUNS:
+                    raise ConcurrentChange() from exc
+        raise AssertionError("unreachable")
