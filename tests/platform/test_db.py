@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import Shop
+from tienda.platform.db import gave_way
 from tienda.users import repository
 from tienda.users.models import User
 
@@ -98,3 +101,44 @@ class TestStatement:
                 assert seen.full_name == "Seen At Once"
 
         assert await shop.scalar("users", "SELECT full_name FROM users WHERE user_id = :u", u=user_id) == "Seen At Once"
+
+
+class TestGaveWay:
+    """`gave_way`: which failures a unit of work may run again from the start."""
+
+    async def test_a_broken_rule_is_not_given_way(self, shop: Shop) -> None:
+        insert = text("INSERT INTO order_sequences (day, last) VALUES ('20260101', 1)")
+        async with shop.platform.db("orders").engine.begin() as conn:
+            await conn.execute(insert)
+
+        with pytest.raises(IntegrityError) as raised:
+            async with shop.platform.db("orders").engine.begin() as conn:
+                await conn.execute(insert)
+
+        assert not gave_way(raised.value)
+        assert not gave_way(RuntimeError("not the database's"))
+
+    @pytest.mark.parametrize("backend", ["postgres", "mysql"], indirect=True)
+    async def test_the_loser_of_a_deadlock_gave_way(self, shop: Shop) -> None:
+        """Two transactions lock two rows in opposite orders: the database rolls one back."""
+        engine = shop.platform.db("orders").engine
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO order_sequences (day, last) VALUES ('20260101', 1), ('20260102', 1)"))
+        a_locked, b_locked = asyncio.Event(), asyncio.Event()
+
+        async def lock(mine: str, theirs: str, locked: asyncio.Event, other: asyncio.Event) -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text(f"UPDATE order_sequences SET last = last + 1 WHERE day = '{mine}'"))
+                locked.set()
+                await other.wait()
+                await conn.execute(text(f"UPDATE order_sequences SET last = last + 1 WHERE day = '{theirs}'"))
+
+        outcomes = await asyncio.gather(
+            lock("20260101", "20260102", a_locked, b_locked),
+            lock("20260102", "20260101", b_locked, a_locked),
+            return_exceptions=True,
+        )
+
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(failures) == 1, outcomes
+        assert gave_way(failures[0]), repr(failures[0])
