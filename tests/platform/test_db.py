@@ -1,4 +1,5 @@
-"""The unit of work: reads outside a transaction, and the guard that keeps them reads."""
+"""The database layer: reads outside a transaction and the guard that keeps them reads, plain-row
+reads, and which failures a unit of work may run again."""
 
 from __future__ import annotations
 
