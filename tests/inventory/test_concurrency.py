@@ -218,10 +218,11 @@ class TestADeadlockIsRunAgain:
     async def test_a_reservation_the_database_gives_up_for_a_deadlock_is_run_again_from_the_start(
         self, shop: Shop
     ) -> None:
-        """A rival transaction holds the stock row the reservation waits for, then waits for the
-        reservation's own row: a deadlock, which the database ends by rolling the reservation
-        back (InnoDB gives up the transaction that changed fewer rows; PostgreSQL the one whose
-        wait began first). The reservation is run again and answered as if nothing happened."""
+        """A rival transaction holds the second of the order's two stock rows, which the
+        reservation waits for while it holds the first, and then asks for the first: a
+        deadlock, which the database ends by rolling the reservation back (InnoDB gives up the
+        transaction that changed fewer rows; PostgreSQL the one whose wait began first). The
+        reservation is run again and answered as if nothing happened."""
         _, admin = await shop.admin()
         other = {"productId": "p_other", "variantId": "v_other"}
         for item in (VARIANT, other):
@@ -241,7 +242,7 @@ class TestADeadlockIsRunAgain:
                     ),
                     {"now": now},
                 )
-            await rival.execute(text("SELECT stock_count FROM inventory WHERE product_id = 'p_hot' FOR UPDATE"))
+            await rival.execute(text("SELECT stock_count FROM inventory WHERE product_id = 'p_other' FOR UPDATE"))
             reserving = asyncio.create_task(
                 shop.client.post(
                     "/api/v1/inventory/reserve",
@@ -249,18 +250,11 @@ class TestADeadlockIsRunAgain:
                     headers=service_auth(shop),
                 )
             )
-            while not await shop.scalar("inventory", WAITING_TO_HOLD[db.dialect]):  # its rows written
+            while not await shop.scalar("inventory", WAITING_TO_HOLD[db.dialect]):  # p_hot held, p_other asked
                 assert not reserving.done(), reserving.result().text
                 await asyncio.sleep(0.01)
-            # The same reservation row: the rival waits for the reservation, which waits for it.
-            await rival.execute(
-                text(
-                    "INSERT INTO inventory_reservations (order_id, product_id, variant_id, quantity, status,"
-                    " expires_at, created_at, updated_at) VALUES ('ord_dl', 'p_hot', 'v_hot', 2, 'RESERVED',"
-                    " :now, :now, :now)"
-                ),
-                {"now": now},
-            )  # it went through: the reservation was the one rolled back
+            await rival.execute(text("SELECT stock_count FROM inventory WHERE product_id = 'p_hot' FOR UPDATE"))
+            # ... went through: the reservation was the one rolled back, and gave its row up.
             await rivalry.rollback()
         response = await reserving
 

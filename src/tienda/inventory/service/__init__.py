@@ -35,8 +35,8 @@ class InventoryService(Reserving, Settling, Adjusting, Reading):
     async def committed(self, db: Database, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `work` in a unit of work of its own and commit it. It is run again, from the
         start, when a concurrent request created the same row first (the next run sees that
-        row) or when the database rolled it back for another transaction's sake (a deadlock:
-        InnoDB meets one now and then when inserts share an index gap). A run that does not
+        row) or when the database rolled it back for another transaction's sake (a deadlock,
+        which InnoDB's manual asks every application to be ready for). A run that does not
         commit gives back what it took in Redis, shielded from cancellation so that a request
         whose client went away still does."""
         for run in range(1, RUNS + 1):

@@ -75,6 +75,25 @@ class Reserving(ServiceBase):
         expires = now + (ttl or self.reservation_ttl)
         if one_statement:
             return await self._reserve_one(uow, order_id, wanted, taken, expires)
+        # The stock rows are held first, in key order (no lock cycles); the reservation and
+        # audit rows are written after, under those locks. A reservation refused for want of
+        # stock then writes nothing, and the reservations of one item insert their rows one
+        # at a time: on MariaDB, inserting them concurrently, beside refused ones' rows being
+        # rolled back, deadlocked now and then on the gaps of the reservations' unique index
+        # (2-6 times a run of the inventory suite under `-n 4`; none in 4 runs this way).
+        short: dict[Key, tuple[ErrorDetail, int]] = {}
+        held: dict[Key, Counts] = {}
+        for (product_id, variant_id), quantity in wanted.items():
+            bump = taken is None or (product_id, variant_id) not in taken.quantities
+            counts = await repository.hold(uow.session, product_id, variant_id, quantity, now, bump=bump)
+            if counts is None:
+                short[(product_id, variant_id)] = await self._shortage(uow, product_id, variant_id, quantity)
+            else:
+                held[(product_id, variant_id)] = counts
+        if short:
+            if self.flash is not None and taken is not None:
+                await self.flash.refused(taken, {k: epoch for k, (_, epoch) in short.items() if k in taken.quantities})
+            raise InsufficientStock(details=[detail for detail, _ in short.values()])  # the caller rolls back
         rows = [
             Reservation(
                 order_id=order_id,
@@ -91,22 +110,7 @@ class Reserving(ServiceBase):
         uow.session.add_all(rows)
         for row in rows:
             self._audit(uow, row.product_id, row.variant_id, "RESERVE", 0, row.quantity, order_id=order_id)
-        # Rows are written before the stock is touched: the stock rows' locks, taken by the
-        # guarded UPDATEs below, are then held only until the commit that follows.
         await flush_rows(uow)  # a concurrent reservation of the same order fails here
-        short: dict[Key, tuple[ErrorDetail, int]] = {}
-        held: dict[Key, Counts] = {}
-        for (product_id, variant_id), quantity in wanted.items():  # in key order: no lock cycles
-            bump = taken is None or (product_id, variant_id) not in taken.quantities
-            counts = await repository.hold(uow.session, product_id, variant_id, quantity, now, bump=bump)
-            if counts is None:
-                short[(product_id, variant_id)] = await self._shortage(uow, product_id, variant_id, quantity)
-            else:
-                held[(product_id, variant_id)] = counts
-        if short:
-            if self.flash is not None and taken is not None:
-                await self.flash.refused(taken, {k: epoch for k, (_, epoch) in short.items() if k in taken.quantities})
-            raise InsufficientStock(details=[detail for detail, _ in short.values()])  # the caller rolls back
         for (product_id, variant_id), counts in held.items():
             await self._publish(uow, product_id, variant_id, counts, change=-wanted[(product_id, variant_id)])
         if self.flash is not None and taken is not None:
