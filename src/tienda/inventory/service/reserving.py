@@ -80,7 +80,7 @@ class Reserving(ServiceBase):
         # stock then writes nothing, and the reservations of one item insert their rows one
         # at a time: on MariaDB, inserting them concurrently, beside refused ones' rows being
         # rolled back, deadlocked now and then on the gaps of the reservations' unique index
-        # (2-6 times a run of the inventory suite under `-n 4`; none in 4 runs this way).
+        # (about 1-3 times a run of the inventory suite under `-n 4`; none in 4 runs this way).
         short: dict[Key, tuple[ErrorDetail, int]] = {}
         held: dict[Key, Counts] = {}
         for (product_id, variant_id), quantity in wanted.items():
