@@ -807,6 +807,28 @@ class TestCommit:
         tee = await stock(shop, "p_tee")
         assert (tee["stockCount"], tee["reserved"], tee["available"]) == (6, 0, 6)
 
+    @pytest.mark.parametrize("variant_id", ["v_red", None], ids=["a variant", "no variant"])
+    async def test_an_order_of_one_item_is_sold_as_any_order_is(self, shop: Shop, variant_id: str | None) -> None:
+        """What most checkouts hold (on PostgreSQL sold in one statement of its own): the same
+        answer, stored rows and published change as on every backend, a threshold kept."""
+        _, auth = await shop.admin()
+        orders = service_auth(shop)
+        await adjust(shop, auth, "p_tee", 10, variant_id=variant_id, threshold=2)
+        reserved = await reserve(shop, orders, "ord_1", line("p_tee", 4, variant_id))
+
+        body = await post(shop, orders, "commit", {"orderId": "ord_1"})
+
+        assert body == {
+            **reserved,
+            "status": "COMMITTED",
+            "items": [{**item, "status": "COMMITTED"} for item in reserved["items"]],
+        }
+        assert await stored_item(shop, "p_tee", variant_id or "") == (6, 0, 2)
+        assert await stored_reservations(shop, "ord_1") == [("p_tee", variant_id or "", 4, "COMMITTED")]
+        assert await movements(shop, "COMMIT") == [("p_tee", variant_id or "", "COMMIT", -4, -4, None, "ord_1", None)]
+        assert (await events(shop))[-1] == payload("p_tee", variant_id, 6, 0, 2)
+        assert await low_stock(shop) == []
+
     async def test_committing_twice_sells_once(self, shop: Shop) -> None:
         _, auth = await shop.admin()
         orders = service_auth(shop)

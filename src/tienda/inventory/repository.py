@@ -286,8 +286,80 @@ FROM (SELECT 1) AS one LEFT JOIN held ON true
 )
 
 
+_SELL_ONE = text(
+    """
+WITH mine AS (
+    SELECT id, product_id, variant_id, quantity, status, expires_at
+    FROM inventory_reservations
+    WHERE order_id = CAST(:order_id AS VARCHAR)
+    FOR UPDATE
+), one AS (
+    SELECT id, product_id, variant_id, quantity, expires_at
+    FROM mine
+    WHERE status = 'RESERVED' AND (SELECT count(*) FROM mine) = 1
+), sold AS (
+    UPDATE inventory
+    SET stock_count = stock_count - one.quantity, reserved_count = reserved_count - one.quantity,
+        updated_at = CAST(:now AS TIMESTAMPTZ)
+    FROM one
+    WHERE inventory.product_id = one.product_id AND inventory.variant_id = one.variant_id
+      AND inventory.reserved_count >= one.quantity AND inventory.stock_count >= one.quantity
+    RETURNING one.id, one.product_id, one.variant_id, one.quantity, one.expires_at,
+        inventory.stock_count, inventory.reserved_count, inventory.threshold
+), closed AS (
+    UPDATE inventory_reservations
+    SET status = 'COMMITTED', updated_at = CAST(:now AS TIMESTAMPTZ)
+    FROM sold
+    WHERE inventory_reservations.id = sold.id
+), movement AS (
+    INSERT INTO inventory_movements
+        (product_id, variant_id, kind, stock_delta, reserved_delta, order_id, created_at)
+    SELECT product_id, variant_id, 'COMMIT', -quantity, -quantity, CAST(:order_id AS VARCHAR),
+        CAST(:now AS TIMESTAMPTZ)
+    FROM sold
+), event AS (
+    INSERT INTO inventory_outbox_events (event_id, type, source, payload, occurred_at, attempts)
+    SELECT CAST(:event_id AS VARCHAR), CAST(:event_type AS VARCHAR), 'inventory',
+        json_build_object(
+            'productId', product_id, 'variantId', NULLIF(variant_id, ''),
+            'stockCount', stock_count, 'reserved', reserved_count, 'available', stock_count - reserved_count,
+            'threshold', threshold
+        ),
+        CAST(:now AS TIMESTAMPTZ), 0
+    FROM sold
+)
+SELECT product_id, variant_id, quantity, expires_at FROM sold
+"""
+)
+
+
+async def sell_one(
+    autocommit: AsyncEngine, *, order_id: str, now: datetime, event: tuple[str, str]
+) -> Reservation | None:
+    """An order holding one item, and nothing else, sells it in one statement that commits by
+    itself: the reservation COMMITTED, the units out of stock and reserved, the audit row, and
+    the row's change published (`event`: the id and type of `inventory.updated`; a sale leaves
+    available as it was, so never `inventory.low_stock`). None, with nothing written, for any
+    other order (several items, one released, already sold, unknown) or a stock row that does
+    not hold the units: the general path answers those."""
+    params = {"order_id": order_id, "now": now, "event_id": event[0], "event_type": event[1]}
+    async with autocommit.connect() as conn:
+        row = (await conn.execute(_SELL_ONE, params)).one_or_none()
+    if row is None:
+        return None
+    product_id, variant_id, quantity, expires_at = row
+    return Reservation(
+        order_id=order_id,
+        product_id=product_id,
+        variant_id=variant_id,
+        quantity=quantity,
+        status="COMMITTED",
+        expires_at=expires_at,
+    )
+
+
 def reserves_in_one_statement(dialect: str) -> bool:
-    """Whether `reserve_orders` can be used: data-changing CTEs are PostgreSQL's."""
+    """Whether `reserve_orders` and `sell_one` can be used: data-changing CTEs are PostgreSQL's."""
     return dialect == "postgresql"
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tienda.inventory import repository
+import uuid
+
+from tienda.inventory import events, repository
 from tienda.inventory.errors import (
     ReservationClosed,
     ReservationNotFound,
@@ -49,7 +51,18 @@ class Settling(ServiceBase):
         return self._reservation_read(order_id, rows)
 
     async def commit(self, uow: UnitOfWork, *, order_id: str) -> ReservationRead:
-        """Held units are sold: they leave the stock and the reservation. Idempotent."""
+        """Held units are sold: they leave the stock and the reservation. Idempotent.
+
+        On PostgreSQL an order holding one item (what most checkouts hold) is sold in one
+        statement that commits by itself (`repository.sell_one`) instead of a transaction of
+        seven round trips; any other order takes the path below, in `uow`."""
+        if repository.reserves_in_one_statement(uow.db.dialect):
+            event = (str(uuid.uuid4()), events.INVENTORY_UPDATED)
+            sold = await repository.sell_one(uow.db.read_engine, order_id=order_id, now=self.clock.now(), event=event)
+            if sold is not None:
+                if uow.db.sink is not None:
+                    uow.db.sink.wake()  # what the statement published is committed already
+                return self._reservation_read(order_id, [sold])
         rows = await repository.reservations(uow.session, order_id, for_update=True)
         if not rows:
             raise ReservationNotFound()
