@@ -347,15 +347,7 @@ async def sell_one(
         row = (await conn.execute(_SELL_ONE, params)).one_or_none()
     if row is None:
         return None
-    product_id, variant_id, quantity, expires_at = row
-    return Reservation(
-        order_id=order_id,
-        product_id=product_id,
-        variant_id=variant_id,
-        quantity=quantity,
-        status="COMMITTED",
-        expires_at=expires_at,
-    )
+    return Reservation(order_id=order_id, status="COMMITTED", **row._mapping)  # product, variant, quantity, expiry
 
 
 def reserves_in_one_statement(dialect: str) -> bool:
