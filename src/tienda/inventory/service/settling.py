@@ -53,9 +53,9 @@ class Settling(ServiceBase):
     async def commit(self, uow: UnitOfWork, *, order_id: str) -> ReservationRead:
         """Held units are sold: they leave the stock and the reservation. Idempotent.
 
-        On PostgreSQL an order holding one item (what most checkouts hold) is sold in one
-        statement that commits by itself (`repository.sell_one`) instead of a transaction of
-        seven round trips; any other order takes the path below, in `uow`."""
+        On PostgreSQL an order holding one item is sold in one statement that commits by
+        itself (`repository.sell_one`) instead of a transaction of seven round trips; any other
+        order takes the path below, in `uow`."""
         if repository.reserves_in_one_statement(uow.db.dialect):
             event = (str(uuid.uuid4()), events.INVENTORY_UPDATED)
             sold = await repository.sell_one(uow.db.read_engine, order_id=order_id, now=self.clock.now(), event=event)
