@@ -140,6 +140,12 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def published(self) -> None:
+        """Events were committed to the outbox (by a unit of work, or by a statement that wrote
+        them itself): the relay, if this process runs one, looks now instead of at its next poll."""
+        if self.sink is not None:
+            self.sink.wake()
+
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
 
@@ -299,8 +305,8 @@ class UnitOfWork:
             raise RuntimeError("a read-only unit of work cannot commit")
         await self.session.commit()
         self.committed = True
-        if self._published and self.db.sink is not None:
-            self.db.sink.wake()
+        if self._published:
+            self.db.published()
         actions, self._after_commit = self._after_commit, []
         for action in actions:
             await action()

@@ -208,8 +208,7 @@ class Reserving(ServiceBase):
                 raise
             return [_ALONE] * len(wanted)
         if held.counts is not None:
-            if db.sink is not None:
-                db.sink.wake()  # what the statement published is committed already
+            db.published()  # by the statement, committed already
             return [held.counts if w.order_id in held.fresh else None for w in wanted]
         if len(wanted) == 1:
             return [None]

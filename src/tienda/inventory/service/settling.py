@@ -60,8 +60,7 @@ class Settling(ServiceBase):
             event = (str(uuid.uuid4()), events.INVENTORY_UPDATED)
             sold = await repository.sell_one(uow.db.read_engine, order_id=order_id, now=self.clock.now(), event=event)
             if sold is not None:
-                if uow.db.sink is not None:
-                    uow.db.sink.wake()  # what the statement published is committed already
+                uow.db.published()  # by the statement, committed already
                 return self._reservation_read(order_id, [sold])
         rows = await repository.reservations(uow.session, order_id, for_update=True)
         if not rows:
