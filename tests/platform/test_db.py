@@ -7,10 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import Shop
+from tienda.orders.models import OrderSequence
 from tienda.platform.db import gave_way
 from tienda.users import repository
 from tienda.users.models import User
@@ -68,6 +69,44 @@ class TestRows:
         at execution would come back wrong or not run, so it is refused with a reason."""
         with pytest.raises(TypeError, match=named):
             await shop.platform.db("users").rows(statement, {"email": ["rows@example.com"]})
+
+
+_RENAME = update(User).where(User.email == bindparam("of")).values(full_name=bindparam("name"))
+_OPEN_DAY = insert(OrderSequence).values(day=bindparam("day"), last=7)  # holds one of its values
+
+
+class TestRun:
+    async def test_a_write_commits_as_it_runs_and_says_how_many_rows_it_changed(self, shop: Shop) -> None:
+        user_id = await shop.register("run@example.com")
+        db = shop.platform.db("users")
+
+        changed = await db.run(_RENAME, {"of": "run@example.com", "name": "Rita Run"})
+        none = await db.run(_RENAME, {"of": "nobody@example.com", "name": "No One"})
+
+        assert (changed, none) == (1, 0)
+        assert await shop.scalar("users", "SELECT full_name FROM users WHERE user_id = :u", u=user_id) == "Rita Run"
+
+    async def test_a_broken_rule_is_sqlalchemys_integrity_error_and_stores_nothing(self, shop: Shop) -> None:
+        """As through a session, so callers catch one error whatever path ran the statement."""
+        db = shop.platform.db("orders")
+        assert await db.run(_OPEN_DAY, {"day": "20260101"}) == 1
+
+        with pytest.raises(IntegrityError):
+            await db.run(_OPEN_DAY, {"day": "20260101"})
+
+        assert await shop.scalar("orders", "SELECT count(*) FROM order_sequences") == 1
+        assert await shop.scalar("orders", "SELECT last FROM order_sequences WHERE day = '20260101'") == 7
+
+    @pytest.mark.parametrize("backend", ["postgres", "sqlite"], indirect=True)
+    async def test_rows_gives_what_a_write_returns(self, shop: Shop) -> None:
+        """(MariaDB has no UPDATE ... RETURNING.)"""
+        user_id = await shop.register("returning@example.com")
+        returning = _RENAME.returning(User.user_id, User.full_name)
+
+        rows = await shop.platform.db("users").rows(returning, {"of": "returning@example.com", "name": "Ret Urn"})
+
+        assert rows == [(user_id, "Ret Urn")]
+        assert await shop.scalar("users", "SELECT full_name FROM users WHERE user_id = :u", u=user_id) == "Ret Urn"
 
 
 class TestStatement:

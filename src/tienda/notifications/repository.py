@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tienda.notifications.domain import Status
 from tienda.notifications.models import Notification
+from tienda.platform.db import Database
 
 
 async def by_dedup_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, Notification]:
@@ -83,19 +85,27 @@ async def claim(
     return rows
 
 
-async def settle(session: AsyncSession, row_id: int, *, attempt: int, values: dict[str, Any]) -> bool:
+async def settle(db: Database, row_id: int, *, attempt: int, values: dict[str, Any]) -> bool:
     """Records the outcome of attempt number `attempt`, unless another sender has taken the
-    notification since (its lease ran out first): then that sender's outcome counts."""
-    result = await session.execute(
-        update(Notification)
+    notification since (its lease ran out first): then that sender's outcome counts. One
+    statement that commits as it runs (`Database.run`)."""
+    params = {"id_": row_id, "status_": Status.PENDING.value, "attempt_": attempt} | values
+    return bool(await db.run(_settle(tuple(sorted(values))), params))
+
+
+@cache
+def _settle(columns: tuple[str, ...]) -> Update:
+    """The guarded update of `settle` that sets these columns (a sent or a failed attempt), built once."""
+    table = cast(Table, Notification.__table__)
+    return (
+        update(table)
         .where(
-            Notification.id == row_id,
-            Notification.status == Status.PENDING.value,
-            Notification.attempts == attempt,
+            table.c.id == bindparam("id_"),
+            table.c.status == bindparam("status_"),
+            table.c.attempts == bindparam("attempt_"),
         )
-        .values(**values)
+        .values({table.c[name]: bindparam(name) for name in columns})
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def abandoned(session: AsyncSession, *, now: datetime, max_attempts: int, limit: int) -> list[Notification]:

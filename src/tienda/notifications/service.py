@@ -400,9 +400,7 @@ class NotificationService:
         )
 
     async def _settle(self, each: Claimed, **values: Any) -> None:
-        async with self.db.statement() as uow:
-            await repository.settle(uow.session, each.id, attempt=each.attempt, values=values)
-            await uow.commit()
+        await repository.settle(self.db, each.id, attempt=each.attempt, values=values)
 
     async def _give_up_abandoned(self) -> int:
         async with self.db.uow() as uow:

@@ -122,6 +122,8 @@ class Checkout:
     # -- placing --------------------------------------------------------------------------
 
     async def _replay(self, user_id: str, key: str, digest: str) -> OrderRead | None:
+        if not await repository.is_keyed(self.db, user_id, key):
+            return None
         async with self.db.reader() as uow:
             order = await repository.order_by_key(uow.session, user_id, key)
         if order is None:

@@ -60,6 +60,15 @@ async def order(session: AsyncSession, order_id: str, *, for_update: bool = Fals
     return found
 
 
+_KEYED = select(Order.id).where(Order.user_id == bindparam("user_id"), Order.idempotency_key == bindparam("key"))
+
+
+async def is_keyed(db: Database, user_id: str, key: str) -> bool:
+    """Whether the user placed an order with this Idempotency-Key: one plain-row read
+    (`Database.rows`), which nearly every placing asks and nearly always answers no."""
+    return bool(await db.rows(_KEYED, {"user_id": user_id, "key": key}))
+
+
 async def order_by_key(session: AsyncSession, user_id: str, key: str) -> Order | None:
     found: Order | None = await session.scalar(_ORDER_BY_KEY, {"user_id": user_id, "key": key})
     return found
@@ -113,10 +122,24 @@ async def unfinished(session: AsyncSession, *, steps: tuple[str, ...], before: d
 async def move_step(
     session: AsyncSession, order_id: str, *, at: str, values: dict[str, Any], status: str | None = None
 ) -> bool:
-    """Moves the order on from saga step `at` (and `status`, if given), if it is still there."""
-    params = {"order_id_": order_id, "at_": at} | ({"status_": status} if status is not None else {}) | values
-    result = await session.execute(_move_step(tuple(sorted(values)), status is not None), params)
+    """Moves the order on from saga step `at` (and `status`, if given), if it is still there,
+    in the session's transaction."""
+    statement, params = _moving(order_id, at, values, status)
+    result = await session.execute(statement, params)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def move_step_now(
+    db: Database, order_id: str, *, at: str, values: dict[str, Any], status: str | None = None
+) -> bool:
+    """`move_step` as one statement that commits as it runs (`Database.run`: no transaction,
+    no session)."""
+    return bool(await db.run(*_moving(order_id, at, values, status)))
+
+
+def _moving(order_id: str, at: str, values: dict[str, Any], status: str | None) -> tuple[Update, dict[str, Any]]:
+    params = {"order_id_": order_id, "at_": at} | ({"status_": status} if status is not None else {}) | values
+    return _move_step(tuple(sorted(values)), status is not None), params
 
 
 @cache
@@ -158,13 +181,8 @@ async def next_order_id(db: Database, now: datetime) -> str:
         async with db.read_engine.connect() as conn:  # autocommit
             await conn.execute(upsert, {"day": day})
             last = await conn.scalar(_LAST_INSERT_ID)
-    elif db.dialect == "sqlite":  # one writer at a time anyway
-        async with db.uow() as uow:
-            last = (await uow.session.execute(upsert, {"day": day})).scalar_one()
-            await uow.commit()
     else:
-        async with db.read_engine.connect() as conn:  # autocommit
-            last = (await conn.execute(upsert, {"day": day})).scalar_one()
+        ((last,),) = await db.rows(upsert, {"day": day})  # autocommit
     return f"ord_{day}_{int(last or 0):04d}"
 
 

@@ -134,10 +134,8 @@ class Saga:
         lock taken and held across round trips, no transaction around it); the order as it
         now is, or None if it was no longer at `at` (someone else moved it: read it again)."""
         values["updated_at"] = self.clock.now()
-        async with self.db.statement() as uow:
-            if not await repository.move_step(uow.session, order.order_id, at=at, values=values):
-                return None
-            await uow.commit()
+        if not await repository.move_step_now(self.db, order.order_id, at=at, values=values):
+            return None
         for name, value in values.items():
             setattr(order, name, value)
         return order

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
+from typing import cast
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Insert, Select, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from tienda.payments.models import Payment, PaymentEvent, Refund
+from tienda.platform.db import Database
 
 _BY = {
     "payment_id": (Payment.payment_id == bindparam("payment_id"),),
@@ -39,6 +41,44 @@ async def _one(
 ) -> Payment | None:
     found: Payment | None = await session.scalar(_one_by(key, for_update, refunds), values)
     return found
+
+
+_OPENED = (
+    "payment_id",
+    "order_id",
+    "user_id",
+    "payment_provider",
+    "provider_reference",
+    "amount",
+    "currency",
+    "status",
+    "refunded_amount",
+    "payment_url",
+    "created_at",
+    "updated_at",
+)
+"""The columns an opened payment sets; the others start empty."""
+
+
+@cache
+def _open() -> Insert:
+    table = cast(Table, Payment.__table__)
+    return insert(table).values({table.c[name]: bindparam(f"{name}_") for name in _OPENED})
+
+
+async def add_opened(db: Database, payment: Payment) -> None:
+    """The payment just opened, stored in one INSERT that commits as it runs (`Database.run`):
+    no session, no transaction. A second payment for the order is an `IntegrityError`."""
+    await db.run(_open(), {f"{name}_": getattr(payment, name) for name in _OPENED})
+
+
+_OF_ORDER = select(Payment.id).where(Payment.order_id == bindparam("order_id"))
+
+
+async def has_payment(db: Database, order_id: str) -> bool:
+    """Whether the order has a payment: one plain-row read (`Database.rows`), which opening
+    a payment asks first and nearly always hears no."""
+    return bool(await db.rows(_OF_ORDER, {"order_id": order_id}))
 
 
 async def payment(

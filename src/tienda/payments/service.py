@@ -87,10 +87,11 @@ class PaymentService:
         customer_email: str | None = None,
     ) -> Payment:
         """The order's payment, opened at the gateway; the same one when asked again."""
-        async with self.db.reader() as uow:
-            existing = await repository.payment_of_order(uow.session, order_id, refunds=False)
-        if existing is not None:
-            return self._same(existing, amount, currency)
+        if await repository.has_payment(self.db, order_id):
+            async with self.db.reader() as uow:
+                existing = await repository.payment_of_order(uow.session, order_id, refunds=False)
+            if existing is not None:
+                return self._same(existing, amount, currency)
         name = provider or self.default_provider
         gateway = self.provider(name)
         payment_id = new_public_id("pay")
@@ -125,12 +126,14 @@ class PaymentService:
         failed = payment.status == PaymentStatus.FAILED
         try:
             # An open payment is one INSERT, committed as it runs; a failed one comes with its event.
-            async with self.db.uow() if failed else self.db.statement() as uow:
-                uow.session.add(payment)
-                await uow.session.flush()
-                if failed:
+            if failed:
+                async with self.db.uow() as uow:
+                    uow.session.add(payment)
+                    await uow.session.flush()
                     await uow.publish(events.PAYMENT_FAILED, events.payment_payload(payment), at=now)
-                await uow.commit()
+                    await uow.commit()
+            else:
+                await repository.add_opened(self.db, payment)
         except IntegrityError:
             # A concurrent request opened the order's payment first: that one is the payment
             # (the checkout opened here is never shown to anyone, so never paid).

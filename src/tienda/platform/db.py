@@ -4,16 +4,32 @@ MariaDB, and the unit of work every entry point (request, client call, event, jo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric, Select, String, event, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ClauseElement,
+    DateTime,
+    Dialect,
+    Executable,
+    Integer,
+    MetaData,
+    Numeric,
+    Select,
+    String,
+    event,
+    text,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import greenlet_spawn
 
@@ -134,7 +150,7 @@ class Database:
         )
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self.sink: EventSink | None = None
-        self._raw: dict[Select[*tuple[Any, ...]], _RawRead] = {}
+        self._raw: dict[Executable, _RawRead] = {}
 
     @property
     def dialect(self) -> str:
@@ -161,9 +177,10 @@ class Database:
         is an ordinary transaction (the one writer's lock is taken at BEGIN)."""
         return UnitOfWork(self, single=True)
 
-    async def rows(self, statement: Select[*tuple[Any, ...]], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """The rows of one read, in autocommit, as plain tuples: for the reads of hot paths whose
-        columns SQLAlchemy has nothing to convert (text and numbers; `_RawRead` checks).
+    async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of one statement, in autocommit, as plain tuples: for the reads (and the
+        writes with RETURNING) of hot paths whose columns SQLAlchemy has nothing to convert
+        (text and numbers; `_RawRead` checks). A write commits as it runs.
 
         On PostgreSQL the statement, compiled once, goes to asyncpg itself on a connection of
         the pool, past SQLAlchemy's execution context and result objects, and past the Core
@@ -174,18 +191,64 @@ class Database:
         a session; a trivial query 177 us inside a Core connection, 112 raw. Elsewhere it runs
         through a Core connection."""
         if self.dialect != "postgresql":
-            async with self.read_engine.connect() as conn:
+            async with self._autocommit(statement) as conn:
                 return [tuple(row) for row in await conn.execute(statement, params)]
+        records = await self._raw_run(statement, params, returns_rows=True)
+        return [tuple(record) for record in records]
+
+    async def run(self, statement: Executable, params: Mapping[str, Any]) -> int:
+        """One write (UPDATE, DELETE, INSERT) in autocommit, as `rows` runs it; how many rows it
+        changed. Its errors are SQLAlchemy's, as through a session (`IntegrityError`...)."""
+        if self.dialect != "postgresql":
+            async with self._autocommit(statement) as conn:
+                return int((await conn.execute(statement, params)).rowcount)
+        status = await self._raw_run(statement, params, returns_rows=False)
+        tail = status.rpartition(" ")[2]  # "UPDATE 1", "INSERT 0 1"
+        return int(tail) if tail.isdigit() else 0
+
+    @asynccontextmanager
+    async def _autocommit(self, statement: Executable) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for one statement outside a transaction; on SQLite a write takes
+        the one writer's lock (its engine begins IMMEDIATE) and commits."""
+        if self.dialect == "sqlite" and not isinstance(statement, Select):
+            async with self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.read_engine.connect() as conn:
+                yield conn
+
+    async def _raw_run(self, statement: Executable, params: Mapping[str, Any], *, returns_rows: bool) -> Any:
         raw = self._raw.get(statement)
         if raw is None:
             raw = self._raw[statement] = _RawRead.of(statement, self.engine.dialect)
+        arguments = raw.arguments(params)
         pooled = await self.engine.raw_connection()
         try:
             driver = pooled.driver_connection
             assert driver is not None  # a checked-out connection has one
-            return [tuple(row) for row in await driver.fetch(raw.sql, *raw.arguments(params))]
+            try:
+                if returns_rows:
+                    return await driver.fetch(raw.sql, *arguments)
+                return await driver.execute(raw.sql, *arguments)
+            except Exception as error:
+                if driver.is_closed():
+                    pooled.invalidate()
+                raise self._as_sqlalchemy_error(raw.sql, arguments, error) from error
         finally:
             await greenlet_spawn(pooled.close)  # back to the pool, which rolls back nothing
+
+    def _as_sqlalchemy_error(self, sql: str, arguments: list[Any], error: Exception) -> Exception:
+        """The driver's error as a session would have raised it (the dialect translates
+        asyncpg's classes into its DBAPI's, which SQLAlchemy wraps: `IntegrityError`...)."""
+        dialect = self.engine.dialect
+        dbapi = dialect.loaded_dbapi
+        translate: Mapping[type[Exception], Any] = getattr(dbapi, "_asyncpg_error_translate", {})
+        for kind in type(error).__mro__:
+            if kind in translate:
+                translated = translate[kind](error.args[0] if error.args else str(error), error)
+                wrapped: Exception = DBAPIError.instance(sql, arguments, translated, dbapi.Error, dialect=dialect)
+                return wrapped
+        return error
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -199,19 +262,22 @@ class Database:
 
 @dataclass(frozen=True)
 class _RawRead:
-    """A select compiled for the driver: its SQL, its parameters in order, and the conversions
-    SQLAlchemy's types make to them on the way in (a list into an array, say)."""
+    """A statement compiled for the driver: its SQL, its parameters in order (with the values
+    the statement holds itself), and the conversions SQLAlchemy's types make to them on the way
+    in (a list into an array, say)."""
 
     sql: str
     names: tuple[str, ...]
     processors: Mapping[str, Callable[[Any], Any]]
+    held: Mapping[str, Any]
+    """The values the statement holds itself (`.limit(1)`, `.values(last=1)`)."""
 
     @classmethod
-    def of(cls, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> _RawRead:
-        compiled = statement.compile(dialect=dialect)
+    def of(cls, statement: Executable, dialect: Dialect) -> _RawRead:
+        compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
         converted = [
             column[0]
-            for column in compiled._result_columns  # the columns SQLAlchemy reads, with their types
+            for column in getattr(compiled, "_result_columns", ())  # the columns SQLAlchemy reads, with their types
             if column[3].dialect_impl(dialect).result_processor(dialect, None) is not None
         ]
         processors = dict(compiled._bind_processors)
@@ -220,17 +286,19 @@ class _RawRead:
         needs += [f"parameter {name}" for name, process in processors.items() if not callable(process)]
         if needs:
             raise TypeError(
-                f"Database.rows takes selects of plain columns and parameters; {', '.join(needs)}"
-                " needs SQLAlchemy's execution: read it through a unit of work"
+                f"Database.rows and run take statements of plain columns and parameters; {', '.join(needs)}"
+                " needs SQLAlchemy's execution: run it through a unit of work"
             )
         return cls(
             sql=compiled.string,
             names=tuple(compiled.positiontup or ()),
             processors=cast(dict[str, Callable[[Any], Any]], processors),
+            held={name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required},
         )
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        return [self.processors[name](params[name]) if name in self.processors else params[name] for name in self.names]
+        values = {**self.held, **params} if self.held else params
+        return [self.processors[name](values[name]) if name in self.processors else values[name] for name in self.names]
 
 
 _GAVE_UP_SQLSTATES = frozenset({"40001", "40P01"})

@@ -79,21 +79,8 @@ class InProcessUsersClient:
             return _info(user) if user is not None else None
 
     async def get_address(self, user_id: str, address_id: str) -> AddressInfo | None:
-        async with self.db.reader() as uow:
-            address = await repository.address_of_user(uow.session, user_id, address_id)
-            if address is None:
-                return None
-            return AddressInfo(
-                address_id=address.address_id,
-                label=address.label,
-                line1=address.line1,
-                line2=address.line2,
-                city=address.city,
-                state=address.state,
-                postal_code=address.postal_code,
-                country=address.country,
-                phone=address.phone,
-            )
+        fields = await repository.address_fields_of_user(self.db, user_id, address_id)
+        return AddressInfo(*fields) if fields is not None else None
 
     async def admins(self) -> list[UserInfo]:
         async with self.db.reader() as uow:
