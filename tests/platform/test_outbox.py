@@ -4,14 +4,17 @@ and are consumed once per consumer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
 
 from tests.conftest import Shop
-from tienda.platform.db import UnitOfWork
+from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.events import Consumer, Event, InProcessBus, OutboxRelay, Subscription
 
 
@@ -110,31 +113,16 @@ class TestInProcessRelay:
         users = shop.platform.db("users")
         orders = shop.platform.db("orders")
         relay = OutboxRelay(databases, InProcessBus([Subscription(_consumer("test.probe", seen), users)]))
-        statements: list[str] = []
-
-        def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-            if statement.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
-                statements.append(statement)
-
-        # Readers share the writer's engine (and its events), but for SQLite's engine of readers.
-        engines = {db.engine.sync_engine for db in databases} | {
-            db.read_engine.sync_engine for db in databases if db.dialect == "sqlite"
-        }
-        for each in engines:
-            event.listen(each, "before_cursor_execute", count)
-        try:
+        async with _statements_run(databases) as taken:
             assert await relay.run_once() == 0
-            idle = list(statements)
+            idle = await taken()
             await shop.register("probe@example.com")  # a users event
             async with orders.uow() as uow:
                 await uow.publish("test.orders_only", {"n": 1})
                 await uow.commit()
-            statements.clear()
+            await taken()
             assert await relay.run_once() == 2
-            busy = list(statements)
-        finally:
-            for each in engines:
-                event.remove(each, "before_cursor_execute", count)
+            busy = await taken()
 
         [probe] = idle
         assert probe.startswith("SELECT EXISTS")
@@ -256,3 +244,55 @@ class TestBatchDelivery:
         assert await _processed(shop, "test.failing") == 0
         assert await sub.deliver(good)  # one by one, the good one goes through
         assert committed == [good.id]
+
+
+@contextlib.asynccontextmanager
+async def _statements_run(databases: list[Database]) -> AsyncIterator[Callable[[], Awaitable[list[str]]]]:
+    """Collects the SQL that these databases run meanwhile, BEGIN/COMMIT/ROLLBACK aside; gives
+    a function that takes what was collected so far. From SQLAlchemy's cursor events, and on
+    PostgreSQL from asyncpg's own query log too, which sees the statements `Database.rows`
+    and `run` send past SQLAlchemy (and not the prepared ones SQLAlchemy sends)."""
+    into: list[str] = []
+
+    async def taken() -> list[str]:
+        await asyncio.sleep(0.01)  # asyncpg calls its query loggers soon, not at once
+        found = list(into)
+        into.clear()
+        return found
+
+    def keep(statement: str) -> None:
+        if statement.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            into.append(statement)
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        keep(statement)
+
+    def log(query: Any) -> None:
+        keep(query.query)
+
+    logged: list[Any] = []
+
+    def watch(dbapi_connection: Any, *args: object) -> None:
+        driver = dbapi_connection.driver_connection
+        if driver not in logged:
+            driver.add_query_logger(log)
+            logged.append(driver)
+
+    # Readers share the writer's engine (and its events), but for SQLite's engine of readers.
+    engines = {db.engine.sync_engine for db in databases} | {
+        db.read_engine.sync_engine for db in databases if db.dialect == "sqlite"
+    }
+    postgres = databases[0].dialect == "postgresql"
+    for each in engines:
+        event.listen(each, "before_cursor_execute", count)
+        if postgres:
+            event.listen(each.pool, "checkout", watch)
+    try:
+        yield taken
+    finally:
+        for each in engines:
+            event.remove(each, "before_cursor_execute", count)
+            if postgres:
+                event.remove(each.pool, "checkout", watch)
+        for driver in logged:
+            driver.remove_query_logger(log)

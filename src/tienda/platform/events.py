@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Index,
     Insert,
@@ -32,11 +33,13 @@ from sqlalchemy import (
     Table,
     Text,
     Update,
+    any_,
     bindparam,
     exists,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from tienda.platform.db import BigPK, Database, UnitOfWork, UTCDateTime
@@ -139,6 +142,15 @@ class OutboxTables:
         return (
             update(table).where(table.c.id.in_(bindparam("ids", expanding=True))).values(lease_until=bindparam("until"))
         )
+
+    @cached_property
+    def mark_published_in_array(self) -> Update:
+        """PostgreSQL: `mark_published` with the ids in one array parameter, which the
+        statement, compiled once, takes as it is (`Database.run`); an expanding IN is rendered
+        anew for each number of ids."""
+        table = self.outbox
+        ids = bindparam("ids", type_=postgresql.ARRAY(BigInteger()))
+        return update(table).where(table.c.id == any_(ids)).values(published_at=bindparam("at"), lease_until=None)
 
     @cached_property
     def mark_published(self) -> Update:
@@ -350,8 +362,7 @@ class OutboxRelay:
             if len(group) == 1:
                 waiting += group
                 continue
-            async with group[0].read_engine.connect() as conn:
-                row = (await conn.execute(_probe(tuple(db.outbox for db in group)), {"now": now})).one()
+            (row,) = await group[0].rows(_probe(tuple(db.outbox for db in group)), {"now": now})
             waiting += [db for db, has in zip(group, row, strict=True) if has]
         return waiting
 
@@ -386,7 +397,13 @@ class OutboxRelay:
                 failed[row.id] = repr(exc)[:1000]
 
         done_at = datetime.now(UTC)
-        async with db.uow() if failed else db.statement() as uow:
+        if not failed:  # the common case: one statement, which commits as it runs
+            await db.run(
+                tables.mark_published if db.dialect != "postgresql" else tables.mark_published_in_array,
+                {"ids": published, "at": done_at},
+            )
+            return len(published)
+        async with db.uow() as uow:
             if published:
                 await uow.session.execute(tables.mark_published, {"ids": published, "at": done_at})
             for row_id, error in failed.items():
