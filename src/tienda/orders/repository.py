@@ -140,6 +140,25 @@ async def move_step_now(
     return bool(await db.run(*_moving(order_id, at, values, status)))
 
 
+async def move_step_publishing(
+    db: Database, order_id: str, *, at: str, values: dict[str, Any], status: str | None, event: dict[str, Any]
+) -> bool:
+    """`move_step` and, only if the order moved, its `event` (an `outbox_row`), in one statement
+    that commits as it runs (PostgreSQL: `in_one_statement`). Whether it moved."""
+    statement, params = _moving(order_id, at, values, status)
+    params |= {f"e_{name}": event[name] for name in _EVENT_COLUMNS}
+    return bool(await db.rows(_move_step_publishing(statement), params))
+
+
+@cache
+def _move_step_publishing(moving: Update) -> Select[tuple[int]]:
+    outbox = OUTBOX.outbox
+    moved = moving.returning(cast(Table, Order.__table__).c.id).cte("m")
+    event = select(*(bindparam(f"e_{name}", type_=outbox.c[name].type) for name in _EVENT_COLUMNS)).select_from(moved)
+    published = insert(outbox).from_select(list(_EVENT_COLUMNS), event)
+    return select(moved.c.id).add_cte(published.cte("e"))
+
+
 def _moving(order_id: str, at: str, values: dict[str, Any], status: str | None) -> tuple[Update, dict[str, Any]]:
     params = {"order_id_": order_id, "at_": at} | ({"status_": status} if status is not None else {}) | values
     return _move_step(tuple(sorted(values)), status is not None), params
@@ -195,8 +214,8 @@ _LAST_INSERT_ID = select(func.last_insert_id())
 # -- placing in one statement -------------------------------------------------------------
 
 
-def places_in_one_statement(dialect: str) -> bool:
-    """Whether `place` can be used: data-changing CTEs are PostgreSQL's."""
+def in_one_statement(dialect: str) -> bool:
+    """Whether `place` and `move_step_publishing` can be used: data-changing CTEs are PostgreSQL's."""
     return dialect == "postgresql"
 
 

@@ -37,7 +37,7 @@ from tienda.payments.events import PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REF
 from tienda.platform.clock import Clock
 from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.errors import ErrorDetail
-from tienda.platform.events import Consumer, Event
+from tienda.platform.events import Consumer, Event, outbox_row
 from tienda.platform.observability import get_logger
 
 log = get_logger("tienda.orders.saga")
@@ -184,10 +184,21 @@ class Saga:
             "saga_step": then,
             "updated_at": now,
         }
-        async with self.db.uow() as uow:
-            if not await repository.move_step(
-                uow.session, order.order_id, at=at, values=values, status=OrderStatus.CREATED.value
+        created = OrderStatus.CREATED.value
+        if repository.in_one_statement(self.db.dialect):
+            # The event is made before the move is known: if someone moved the order first,
+            # neither is written, and the caller reads the order again.
+            for name, value in values.items():
+                setattr(order, name, value)
+            event = outbox_row(events.ORDER_CONFIRMED, events.order_payload(order), source=self.db.module, at=now)
+            if not await repository.move_step_publishing(
+                self.db, order.order_id, at=at, values=values, status=created, event=event
             ):
+                return None
+            self.db.published()
+            return order
+        async with self.db.uow() as uow:
+            if not await repository.move_step(uow.session, order.order_id, at=at, values=values, status=created):
                 return None
             for name, value in values.items():
                 setattr(order, name, value)
