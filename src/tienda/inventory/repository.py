@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import String, Update, and_, any_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tienda.inventory.models import Reservation, StockItem
 from tienda.platform.db import Database
@@ -333,9 +333,7 @@ SELECT product_id, variant_id, quantity, expires_at FROM sold
 )
 
 
-async def sell_one(
-    autocommit: AsyncEngine, *, order_id: str, now: datetime, event: tuple[str, str]
-) -> Reservation | None:
+async def sell_one(db: Database, *, order_id: str, now: datetime, event: tuple[str, str]) -> Reservation | None:
     """An order holding one item, and nothing else, sells it in one statement that commits by
     itself: the reservation COMMITTED, the units out of stock and reserved, the audit row, and
     the row's change published (`event`: the id and type of `inventory.updated`; a sale leaves
@@ -343,11 +341,18 @@ async def sell_one(
     other order (several items, one released, already sold, unknown) or a stock row that does
     not hold the units: the general path answers those."""
     params = {"order_id": order_id, "now": now, "event_id": event[0], "event_type": event[1]}
-    async with autocommit.connect() as conn:
-        row = (await conn.execute(_SELL_ONE, params)).one_or_none()
-    if row is None:
+    rows = await db.rows(_SELL_ONE, params)
+    if not rows:
         return None
-    return Reservation(order_id=order_id, status="COMMITTED", **row._mapping)  # product, variant, quantity, expiry
+    product_id, variant_id, quantity, expires_at = rows[0]
+    return Reservation(
+        order_id=order_id,
+        status="COMMITTED",
+        product_id=product_id,
+        variant_id=variant_id,
+        quantity=quantity,
+        expires_at=expires_at,
+    )
 
 
 def reserves_in_one_statement(dialect: str) -> bool:
@@ -373,7 +378,7 @@ class Held(NamedTuple):
 
 
 async def reserve_orders(
-    autocommit: AsyncEngine,
+    db: Database,
     *,
     product_id: str,
     variant_id: str,
@@ -405,7 +410,6 @@ async def reserve_orders(
         "low_id": low_id,
         "low_type": low_type,
     }
-    async with autocommit.connect() as conn:
-        row = (await conn.execute(_RESERVE_ORDERS, params)).one()
+    (row,) = await db.rows(_RESERVE_ORDERS, params)
     fresh = frozenset(row[4] or ())
     return Held(_counts(row) if row[0] is not None else None, fresh)

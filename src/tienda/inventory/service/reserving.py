@@ -195,7 +195,7 @@ class Reserving(ServiceBase):
         db, product_id, variant_id, bump = key
         try:
             held = await repository.reserve_orders(
-                db.read_engine,  # in autocommit
+                db,  # in autocommit
                 product_id=product_id,
                 variant_id=variant_id,
                 wanted=wanted,

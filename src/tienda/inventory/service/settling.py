@@ -58,7 +58,7 @@ class Settling(ServiceBase):
         order takes the path below, in `uow`."""
         if repository.reserves_in_one_statement(uow.db.dialect):
             event = (str(uuid.uuid4()), events.INVENTORY_UPDATED)
-            sold = await repository.sell_one(uow.db.read_engine, order_id=order_id, now=self.clock.now(), event=event)
+            sold = await repository.sell_one(uow.db, order_id=order_id, now=self.clock.now(), event=event)
             if sold is not None:
                 uow.db.published()  # by the statement, committed already
                 return self._reservation_read(order_id, [sold])
