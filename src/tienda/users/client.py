@@ -74,9 +74,8 @@ class InProcessUsersClient:
         self.db = db
 
     async def get_user(self, user_id: str) -> UserInfo | None:
-        async with self.db.reader() as uow:
-            user = await repository.user_by_public_id(uow.session, user_id)
-            return _info(user) if user is not None else None
+        fields = await repository.user_fields(self.db, user_id)
+        return UserInfo(*fields) if fields is not None else None
 
     async def get_address(self, user_id: str, address_id: str) -> AddressInfo | None:
         fields = await repository.address_fields_of_user(self.db, user_id, address_id)

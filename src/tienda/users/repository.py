@@ -58,6 +58,18 @@ async def address_of(session: AsyncSession, user_pk: int, address_id: str) -> Ad
     return await session.scalar(select(Address).where(Address.user_id == user_pk, Address.address_id == address_id))
 
 
+_USER_FIELDS = select(User.user_id, User.email, User.full_name, User.phone, User.role, User.is_active).where(
+    User.user_id == bindparam("user_id")
+)
+
+
+async def user_fields(db: Database, user_id: str) -> tuple[Any, ...] | None:
+    """What other modules are told of the user (`UserInfo`'s fields, in order): one plain-row
+    read (`Database.rows`), as every notification of an order asks."""
+    rows = await db.rows(_USER_FIELDS, {"user_id": user_id})
+    return rows[0] if rows else None
+
+
 _ADDRESS_FIELDS_OF_USER = (
     select(
         Address.address_id,
