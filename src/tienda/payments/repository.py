@@ -10,7 +10,7 @@ from sqlalchemy import Insert, Select, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from tienda.payments.models import Payment, PaymentEvent, Refund
+from tienda.payments.models import Payment, Refund
 from tienda.platform.db import Database
 
 _BY = {
@@ -99,16 +99,6 @@ async def payment_by_reference(
 ) -> Payment | None:
     values = {"provider": provider, "reference": reference}
     return await _one(session, "reference", values, for_update=for_update, refunds=refunds)
-
-
-_EVENT_SEEN = select(PaymentEvent.id).where(
-    PaymentEvent.provider == bindparam("provider"), PaymentEvent.event_id == bindparam("event_id")
-)
-
-
-async def event_seen(session: AsyncSession, provider: str, event_id: str) -> bool:
-    found = await session.scalar(_EVENT_SEEN, {"provider": provider, "event_id": event_id})
-    return found is not None
 
 
 async def refunds_pending(session: AsyncSession, *, before: datetime, limit: int) -> list[str]:

@@ -176,31 +176,33 @@ class PaymentService:
             event = gateway.verify_webhook({k.lower(): v for k, v in headers.items()}, body)
         except InvalidSignature as exc:
             raise InvalidWebhookSignature(f"The webhook signature does not verify: {exc}") from exc
+        payment_id: str | None = None
         try:
             async with self.db.uow() as uow:
                 payment = await self._payment_named(uow, provider_name, event)
-                # After the payment's lock: a concurrent delivery of this event has committed by now.
-                if await repository.event_seen(uow.session, provider_name, event.event_id):
-                    return WebhookOutcome("DUPLICATE", payment.payment_id if payment else None)
+                payment_id = payment.payment_id if payment else None
                 outcome = await self._apply(uow, payment, event) if payment is not None else "UNMATCHED"
                 uow.session.add(
                     PaymentEvent(
                         provider=provider_name,
                         event_id=event.event_id,
                         event_type=event.raw_type[:100],
-                        payment_id=payment.payment_id if payment else None,
+                        payment_id=payment_id,
                         outcome=outcome,
                         payload=body.decode("utf-8", "replace")[:PAYLOAD_LIMIT],
                         received_at=self.clock.now(),
                     )
                 )
+                # An event recorded before (the unique provider and event id) fails here, and
+                # what it would have changed rolls back with it: a delivery applies once. Under
+                # the payment's lock, a concurrent delivery of it has committed by now.
                 await uow.session.flush()
                 await uow.commit()
         except IntegrityError:
-            return WebhookOutcome("DUPLICATE", None)  # the same event, delivered concurrently, won
+            return WebhookOutcome("DUPLICATE", payment_id)
         if outcome in ("UNMATCHED", "AMOUNT_MISMATCH"):
             log.warning("payment_webhook_not_applied", provider=provider_name, event_id=event.event_id, outcome=outcome)
-        return WebhookOutcome(outcome, payment.payment_id if payment else None)
+        return WebhookOutcome(outcome, payment_id)
 
     @staticmethod
     async def _payment_named(uow: UnitOfWork, provider: str, event: WebhookEvent) -> Payment | None:
