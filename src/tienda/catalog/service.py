@@ -76,6 +76,7 @@ class CatalogService:
     listing_ttl: float = 60.0
     listings: RenderCache = field(init=False)
     category_lists: RenderCache = field(init=False)
+    _categories_seen: tuple[str, list[CategoryRead]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.listing_generation = Generation(self.cache, LISTING_GENERATION)
@@ -114,7 +115,15 @@ class CatalogService:
             return _CATEGORY_LIST.dump_json(reads, by_alias=True)
 
         key = query_key("catalog:categories", await self.category_generation.current(), {})
-        return _CATEGORY_LIST.validate_json(await self.category_lists.get(key, render))
+        seen = self._categories_seen
+        if seen is None or seen[0] != key:
+            # Kept here too under the same key: a generation's list never changes, and every
+            # checkout asks (the cached body's read and parse were most of the cost).
+            seen = self._categories_seen = (
+                key,
+                _CATEGORY_LIST.validate_json(await self.category_lists.get(key, render)),
+            )
+        return list(seen[1])
 
     async def categories_changed(self) -> None:
         """After a category write committed: category lists and listings (facets name
