@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.conftest import Shop
 from tienda.orders.models import OrderSequence
@@ -96,6 +98,38 @@ class TestRun:
 
         assert await shop.scalar("orders", "SELECT count(*) FROM order_sequences") == 1
         assert await shop.scalar("orders", "SELECT last FROM order_sequences WHERE day = '20260101'") == 7
+
+    @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+    async def test_a_connection_the_server_closed_fails_one_statement_not_the_next(self, shop: Shop) -> None:
+        """The raw path checks out no Core connection, so it drops a dead one from the pool itself."""
+        user_id = await shop.register("dropped@example.com")
+        db = shop.platform.db("users")
+        assert await db.run(_RENAME, {"of": "dropped@example.com", "name": "Before"}) == 1
+        pooled = db.engine.pool.checkedin()  # type: ignore[attr-defined]
+        outside = create_async_engine(db.url, poolclass=NullPool)  # not one of the pool's
+        try:
+            async with outside.connect() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+        finally:
+            await outside.dispose()
+        failures = 0
+        for _ in range(pooled + 1):  # each dead connection fails one statement, then it is gone
+            try:
+                changed = await db.run(_RENAME, {"of": "dropped@example.com", "name": "After"})
+                break
+            except DBAPIError:
+                failures += 1
+        else:
+            pytest.fail("no statement went through after the server closed the connections")
+
+        assert changed == 1
+        assert 1 <= failures <= pooled
+        assert await shop.scalar("users", "SELECT full_name FROM users WHERE user_id = :u", u=user_id) == "After"
 
     @pytest.mark.parametrize("backend", ["postgres", "sqlite"], indirect=True)
     async def test_rows_gives_what_a_write_returns(self, shop: Shop) -> None:

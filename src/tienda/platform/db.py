@@ -150,7 +150,7 @@ class Database:
         )
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self.sink: EventSink | None = None
-        self._raw: dict[Executable, _RawRead] = {}
+        self._raw: dict[Executable, _RawStatement] = {}
 
     @property
     def dialect(self) -> str:
@@ -180,7 +180,7 @@ class Database:
     async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of one statement, in autocommit, as plain tuples: for the reads (and the
         writes with RETURNING) of hot paths whose columns SQLAlchemy has nothing to convert
-        (text and numbers; `_RawRead` checks). A write commits as it runs.
+        (text and numbers; `_RawStatement` checks). A write commits as it runs.
 
         On PostgreSQL the statement, compiled once, goes to asyncpg itself on a connection of
         the pool, past SQLAlchemy's execution context and result objects, and past the Core
@@ -220,7 +220,7 @@ class Database:
     async def _raw_run(self, statement: Executable, params: Mapping[str, Any], *, returns_rows: bool) -> Any:
         raw = self._raw.get(statement)
         if raw is None:
-            raw = self._raw[statement] = _RawRead.of(statement, self.engine.dialect)
+            raw = self._raw[statement] = _RawStatement.of(statement, self.engine.dialect)
         arguments = raw.arguments(params)
         pooled = await self.engine.raw_connection()
         try:
@@ -231,8 +231,8 @@ class Database:
                     return await driver.fetch(raw.sql, *arguments)
                 return await driver.execute(raw.sql, *arguments)
             except Exception as error:
-                if driver.is_closed():
-                    pooled.invalidate()
+                if driver.is_closed():  # the pool makes a new one instead
+                    await greenlet_spawn(pooled.invalidate)
                 raise self._as_sqlalchemy_error(raw.sql, arguments, error) from error
         finally:
             await greenlet_spawn(pooled.close)  # back to the pool, which rolls back nothing
@@ -261,7 +261,7 @@ class Database:
 
 
 @dataclass(frozen=True)
-class _RawRead:
+class _RawStatement:
     """A statement compiled for the driver: its SQL, its parameters in order (with the values
     the statement holds itself), and the conversions SQLAlchemy's types make to them on the way
     in (a list into an array, say)."""
@@ -273,7 +273,7 @@ class _RawRead:
     """The values the statement holds itself (`.limit(1)`, `.values(last=1)`)."""
 
     @classmethod
-    def of(cls, statement: Executable, dialect: Dialect) -> _RawRead:
+    def of(cls, statement: Executable, dialect: Dialect) -> _RawStatement:
         compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
         converted = [
             column[0]
