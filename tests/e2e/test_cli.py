@@ -45,7 +45,8 @@ class DevServer:
             stderr=subprocess.STDOUT,
             env=_env(),
         )
-        deadline = time.monotonic() + 30
+        # Generous: beside three other test processes on two cores it has taken more than 30 s.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
@@ -54,6 +55,8 @@ class DevServer:
                 time.sleep(0.1)
             if self.process.poll() is not None:
                 break
+        self.process.kill()  # a server still starting must not outlive the test
+        self.process.wait()
         raise AssertionError(f"tienda dev did not come up:\n{self.output()}")
 
     def output(self) -> str:

@@ -355,11 +355,6 @@ async def sell_one(db: Database, *, order_id: str, now: datetime, event: tuple[s
     )
 
 
-def reserves_in_one_statement(dialect: str) -> bool:
-    """Whether `reserve_orders` and `sell_one` can be used: data-changing CTEs are PostgreSQL's."""
-    return dialect == "postgresql"
-
-
 class Wanted(NamedTuple):
     """One order's reservation of one item."""
 

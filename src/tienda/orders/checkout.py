@@ -183,7 +183,7 @@ class Checkout:
         now = self.clock.now()
         order_id = await repository.next_order_id(self.db, now)
         placing = _Placing(order_id, user_id, body, lines, shipping_address, billing_address, idempotency_key, digest)
-        if not body.coupon_code and repository.in_one_statement(self.db.dialect):
+        if not body.coupon_code and self.db.multi_table_statements:
             order = self._order(placing, price(_lines_in(lines), coupon=None, shipping=self.shipping), now)
             event = outbox_row(events.ORDER_CREATED, events.order_payload(order), source=self.db.module, at=now)
             await repository.place(self.db, order, event)

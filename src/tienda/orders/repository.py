@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from tienda.orders.models import OUTBOX, Coupon, CouponRedemption, Order, OrderItem, OrderSequence
 from tienda.platform.db import Database
+from tienda.platform.events import OUTBOX_ROW_COLUMNS
 
 
 async def coupon(session: AsyncSession, coupon_id: str, *, for_update: bool = False) -> Coupon | None:
@@ -144,9 +145,9 @@ async def move_step_publishing(
     db: Database, order_id: str, *, at: str, values: dict[str, Any], status: str | None, event: dict[str, Any]
 ) -> bool:
     """`move_step` and, only if the order moved, its `event` (an `outbox_row`), in one statement
-    that commits as it runs (PostgreSQL: `in_one_statement`). Whether it moved."""
+    that commits as it runs (`Database.multi_table_statements`). Whether it moved."""
     statement, params = _moving(order_id, at, values, status)
-    params |= {f"e_{name}": event[name] for name in _EVENT_COLUMNS}
+    params |= {f"e_{name}": event[name] for name in OUTBOX_ROW_COLUMNS}
     return bool(await db.rows(_move_step_publishing(statement), params))
 
 
@@ -154,8 +155,10 @@ async def move_step_publishing(
 def _move_step_publishing(moving: Update) -> Select[tuple[int]]:
     outbox = OUTBOX.outbox
     moved = moving.returning(cast(Table, Order.__table__).c.id).cte("m")
-    event = select(*(bindparam(f"e_{name}", type_=outbox.c[name].type) for name in _EVENT_COLUMNS)).select_from(moved)
-    published = insert(outbox).from_select(list(_EVENT_COLUMNS), event)
+    event = select(*(bindparam(f"e_{name}", type_=outbox.c[name].type) for name in OUTBOX_ROW_COLUMNS)).select_from(
+        moved
+    )
+    published = insert(outbox).from_select(list(OUTBOX_ROW_COLUMNS), event)
     return select(moved.c.id).add_cte(published.cte("e"))
 
 
@@ -214,14 +217,9 @@ _LAST_INSERT_ID = select(func.last_insert_id())
 # -- placing in one statement -------------------------------------------------------------
 
 
-def in_one_statement(dialect: str) -> bool:
-    """Whether `place` and `move_step_publishing` can be used: data-changing CTEs are PostgreSQL's."""
-    return dialect == "postgresql"
-
-
 async def place(db: Database, order: Order, event: dict[str, Any]) -> None:
     """The order CREATED with its items and its `event` (an `outbox_row`) in one statement that
-    commits as it runs: no BEGIN, no COMMIT, no session flush, one round trip where the
+    commits as it runs (`Database.multi_table_statements`): no BEGIN, no COMMIT, no session flush, one round trip where the
     transaction took five. The items go as one array per column. `order.id` is set from what
     the database gave it. A second order with the same Idempotency-Key is an IntegrityError,
     with nothing written."""
@@ -229,13 +227,11 @@ async def place(db: Database, order: Order, event: dict[str, Any]) -> None:
     for name in _ITEM_COLUMNS:
         values = [getattr(item, name) for item in order.items]
         params[f"i_{name}"] = [json.dumps(v) for v in values] if name == "attributes" else values
-    params |= {f"e_{name}": event[name] for name in _EVENT_COLUMNS}
+    params |= {f"e_{name}": event[name] for name in OUTBOX_ROW_COLUMNS}
     ((order.id,),) = await db.rows(_place(), params)
 
 
 _ORDER_COLUMNS = tuple(c.key for c in cast(Table, Order.__table__).c if c.key != "id")
-_EVENT_COLUMNS = ("event_id", "type", "source", "payload", "occurred_at", "attempts")
-"""The columns of an `outbox_row`: the others start empty."""
 _ITEM_COLUMNS = tuple(c.key for c in cast(Table, OrderItem.__table__).c if c.key not in ("id", "order_id"))
 
 
@@ -256,7 +252,7 @@ def _place() -> Select[tuple[int]]:
     lines = insert(items).from_select(
         ["order_id", *_ITEM_COLUMNS], select(order.c.id, *(each(name) for name in _ITEM_COLUMNS))
     )
-    published = insert(outbox).values({outbox.c[name]: bindparam(f"e_{name}") for name in _EVENT_COLUMNS})
+    published = insert(outbox).values({outbox.c[name]: bindparam(f"e_{name}") for name in OUTBOX_ROW_COLUMNS})
     return select(order.c.id).add_cte(lines.cte("i"), published.cte("e"))
 
 

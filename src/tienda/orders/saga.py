@@ -185,7 +185,7 @@ class Saga:
             "updated_at": now,
         }
         created = OrderStatus.CREATED.value
-        if repository.in_one_statement(self.db.dialect):
+        if self.db.multi_table_statements:
             # The event is made before the move is known: if someone moved the order first,
             # neither is written, and the caller reads the order again.
             for name, value in values.items():

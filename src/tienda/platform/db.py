@@ -156,6 +156,12 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def multi_table_statements(self) -> bool:
+        """Whether one statement can write several tables (data-changing CTEs: PostgreSQL's),
+        so that a change, its audit rows and its events commit together without a transaction."""
+        return self.dialect == "postgresql"
+
     def published(self) -> None:
         """Events were committed to the outbox (by a unit of work, or by a statement that wrote
         them itself): the relay, if this process runs one, looks now instead of at its next poll."""

@@ -190,6 +190,10 @@ def outbox_tables(metadata: MetaData, module: str) -> OutboxTables:
     return OutboxTables(outbox=outbox, processed=processed)
 
 
+OUTBOX_ROW_COLUMNS = ("event_id", "type", "source", "payload", "occurred_at", "attempts")
+"""The columns an `outbox_row` fills: the others start empty."""
+
+
 def outbox_row(event_type: str, payload: dict[str, Any], *, source: str, at: datetime | None) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),

@@ -47,7 +47,7 @@ class Reserving(ServiceBase):
         """Every item or none. Asking again for the same order returns what it holds."""
         wanted = quantities_of(items)
         hot = {key: q for key, q in wanted.items() if self.flash is not None and self.flash.covers(key)}
-        one_statement = len(wanted) == 1 and repository.reserves_in_one_statement(uow.db.dialect)
+        one_statement = len(wanted) == 1 and uow.db.multi_table_statements
         # The one statement leaves out an order that holds its units already; otherwise they
         # are read first, apart from the transaction when Redis may refuse the order (then none
         # begins).

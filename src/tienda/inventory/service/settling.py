@@ -56,7 +56,7 @@ class Settling(ServiceBase):
         On PostgreSQL an order holding one item is sold in one statement that commits by
         itself (`repository.sell_one`) instead of a transaction of seven round trips; any other
         order takes the path below, in `uow`."""
-        if repository.reserves_in_one_statement(uow.db.dialect):
+        if uow.db.multi_table_statements:
             event = (str(uuid.uuid4()), events.INVENTORY_UPDATED)
             sold = await repository.sell_one(uow.db, order_id=order_id, now=self.clock.now(), event=event)
             if sold is not None:
