@@ -18,6 +18,21 @@ _configured: tuple[bool, str] | None = None
 _access: Any = None
 
 
+class _StderrNow:
+    """`sys.stderr` as it is when a line is written, not as it was when logging was configured:
+    a test runner swaps it per test and closes its stand-in after, and logging is configured
+    once per process (a log line after that test failed with "I/O operation on closed file")."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR: Any = _StderrNow()
+
+
 def configure_logging(*, json: bool, level: str = "INFO") -> None:
     global _configured, _access
     if _configured == (json, level):
@@ -47,10 +62,10 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     # its pipeline skips merging context variables (a copy of the request's whole context,
     # which cost the cheapest requests a quarter of their time) and exceptions.
     _access = (
-        JsonAccessLog(sys.stderr, enabled=numeric <= logging.INFO)
+        JsonAccessLog(_STDERR, enabled=numeric <= logging.INFO)
         if json
         else structlog.wrap_logger(
-            structlog.PrintLogger(file=sys.stderr),
+            structlog.PrintLogger(file=_STDERR),
             processors=[
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -64,7 +79,7 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
