@@ -143,40 +143,6 @@ class TestRun:
         assert await shop.scalar("users", "SELECT full_name FROM users WHERE user_id = :u", u=user_id) == "Ret Urn"
 
 
-class TestStatement:
-    async def test_its_write_is_stored_and_it_cannot_publish(self, shop: Shop) -> None:
-        user_id = await shop.register("statement@example.com")
-        db = shop.platform.db("users")
-
-        async with db.statement() as uow:
-            await uow.session.execute(update(User).where(User.user_id == user_id).values(full_name="Ana Statement"))
-            with pytest.raises(RuntimeError, match="cannot publish"):
-                await uow.publish("user.updated", {"userId": user_id})
-            await uow.commit()
-
-        async with db.reader() as uow:
-            user = await repository.user_by_public_id(uow.session, user_id)
-        assert user is not None
-        assert user.full_name == "Ana Statement"
-        assert await shop.scalar("users", "SELECT count(*) FROM users_outbox_events WHERE type = 'user.updated'") == 0
-
-    @pytest.mark.parametrize("backend", ["postgres", "mysql"], indirect=True)
-    async def test_on_a_database_server_it_commits_as_it_runs(self, shop: Shop) -> None:
-        """No transaction around it: another connection sees the write before `commit()`, and
-        leaving without `commit()` undoes nothing."""
-        user_id = await shop.register("autocommit@example.com")
-        db = shop.platform.db("users")
-
-        async with db.statement() as uow:
-            await uow.session.execute(update(User).where(User.user_id == user_id).values(full_name="Seen At Once"))
-            async with db.reader() as other:
-                seen = await repository.user_by_public_id(other.session, user_id)
-                assert seen is not None
-                assert seen.full_name == "Seen At Once"
-
-        assert await shop.scalar("users", "SELECT full_name FROM users WHERE user_id = :u", u=user_id) == "Seen At Once"
-
-
 class TestGaveWay:
     """`gave_way`: which failures a unit of work may run again from the start."""
 

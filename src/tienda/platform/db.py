@@ -175,14 +175,6 @@ class Database:
         """A unit of work for reads only: it cannot commit or publish."""
         return UnitOfWork(self, readonly=True)
 
-    def statement(self) -> UnitOfWork:
-        """A unit of work for one writing statement, which commits as it runs (autocommit): a
-        transaction around it would cost a BEGIN and a COMMIT round trip, as much as the
-        statement. It cannot publish (an event commits with its change, in a transaction), and
-        must not be given more than one statement, which would each commit alone. On SQLite it
-        is an ordinary transaction (the one writer's lock is taken at BEGIN)."""
-        return UnitOfWork(self, single=True)
-
     async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of one statement, in autocommit, as plain tuples: for the reads (and the
         writes with RETURNING) of hot paths whose columns SQLAlchemy has nothing to convert
@@ -334,21 +326,15 @@ class UnitOfWork:
     change and its events commit together or not at all.
     """
 
-    def __init__(self, db: Database, *, readonly: bool = False, single: bool = False) -> None:
+    def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self.db = db
         self.readonly = readonly
-        self.single = single
-        """One statement (`Database.statement`): in autocommit, but on SQLite."""
         self.committed = False
         self._published = 0
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
 
     async def __aenter__(self) -> Self:
-        self.session: AsyncSession = (
-            self.db.read_sessions
-            if self.readonly or (self.single and self.db.dialect != "sqlite")
-            else self.db.sessions
-        )()
+        self.session: AsyncSession = (self.db.read_sessions if self.readonly else self.db.sessions)()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -362,8 +348,8 @@ class UnitOfWork:
         """Write an event to the outbox in this transaction; returns its id."""
         from tienda.platform.events import outbox_row
 
-        if self.readonly or self.single:
-            raise RuntimeError("a unit of work outside a transaction (read-only or one statement) cannot publish")
+        if self.readonly:
+            raise RuntimeError("a read-only unit of work cannot publish")
         row = outbox_row(event_type, payload, source=self.db.module, at=at)
         await self.session.execute(self.db.outbox.add_event, row)
         self._published += 1
