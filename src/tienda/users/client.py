@@ -13,7 +13,6 @@ from tienda.platform.http import Refused, Remote, segment
 from tienda.platform.runtime import Platform
 from tienda.platform.schemas import WIRE
 from tienda.users import repository
-from tienda.users.models import User
 
 USER_NOT_FOUND = "USER_NOT_FOUND"
 ADDRESS_NOT_FOUND = "ADDRESS_NOT_FOUND"
@@ -55,17 +54,6 @@ class UsersClient(Protocol):
         ...
 
 
-def _info(user: User) -> UserInfo:
-    return UserInfo(
-        user_id=user.user_id,
-        email=user.email,
-        full_name=user.full_name,
-        phone=user.phone,
-        role=user.role,
-        is_active=user.is_active,
-    )
-
-
 class InProcessUsersClient:
     """Calls straight into the users module, in a read-only transaction of its own (so a caller
     may ask from inside its own transaction, even on one SQLite file shared by the modules)."""
@@ -82,8 +70,7 @@ class InProcessUsersClient:
         return AddressInfo(*fields) if fields is not None else None
 
     async def admins(self) -> list[UserInfo]:
-        async with self.db.reader() as uow:
-            return [_info(user) for user in await repository.active_admins(uow.session)]
+        return [UserInfo(*fields) for fields in await repository.active_admins(self.db)]
 
 
 USER = TypeAdapter(UserInfo)

@@ -26,10 +26,9 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email))
 
 
-async def active_admins(session: AsyncSession) -> list[User]:
-    return list(
-        await session.scalars(select(User).where(User.role == "ADMIN", User.is_active.is_(True)).order_by(User.id))
-    )
+async def active_admins(db: Database) -> list[tuple[Any, ...]]:
+    """Every active admin, as `user_fields` tells a user: plain rows (`Database.rows`)."""
+    return await db.rows(_ACTIVE_ADMINS, {})
 
 
 async def user_by_pk(session: AsyncSession, pk: int) -> User | None:
@@ -58,9 +57,10 @@ async def address_of(session: AsyncSession, user_pk: int, address_id: str) -> Ad
     return await session.scalar(select(Address).where(Address.user_id == user_pk, Address.address_id == address_id))
 
 
-_USER_FIELDS = select(User.user_id, User.email, User.full_name, User.phone, User.role, User.is_active).where(
-    User.user_id == bindparam("user_id")
-)
+_USER_INFO = (User.user_id, User.email, User.full_name, User.phone, User.role, User.is_active)
+"""What other modules are told of a user: `UserInfo`'s fields, in order."""
+_USER_FIELDS = select(*_USER_INFO).where(User.user_id == bindparam("user_id"))
+_ACTIVE_ADMINS = select(*_USER_INFO).where(User.role == "ADMIN", User.is_active.is_(True)).order_by(User.id)
 
 
 async def user_fields(db: Database, user_id: str) -> tuple[Any, ...] | None:
