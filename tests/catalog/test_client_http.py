@@ -140,6 +140,26 @@ class TestProducts:
         assert not got.has_line(None)
         assert products[draft["productId"]].published is False
 
+    async def test_in_process_an_unchanged_product_is_parsed_once_and_a_changed_one_again(
+        self, admin: Admin, local: InProcessCatalogClient
+    ) -> None:
+        shirt = await admin.product(price=499.99)
+        product_id = shirt["productId"]
+
+        first = (await local.products([product_id]))[product_id]
+        again = (await local.products([product_id]))[product_id]
+        async with local.db.uow() as uow:  # changed as the route does, in this process (its cache)
+            updated = await local.service.update_product(
+                uow, product_id=product_id, changes={"price": Decimal("450")}, variants=None, images=None
+            )
+            await uow.commit()
+        await local.service.publish_to_cache(product_id, updated)
+        after = (await local.products([product_id]))[product_id]
+
+        assert again is first  # the same cached bytes: not parsed again
+        assert first.price == Decimal("499.99")
+        assert after.price == Decimal("450.00")
+
     async def test_of_nothing_is_nothing(self, catalog: HttpCatalogClient) -> None:
         assert await catalog.products([]) == {}
 

@@ -3,12 +3,14 @@ product, to build its index; carts and orders: products as they are now, with cu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import TypeAdapter, with_config
 
+from tienda.catalog.schemas import ProductRead
 from tienda.catalog.service import CatalogService
 from tienda.catalog.wiring import catalog_service
 from tienda.platform.db import Database
@@ -109,26 +111,31 @@ class InProcessCatalogClient:
         return [r.model_dump(mode="json", by_alias=True) for r in reads], after
 
     async def products(self, product_ids: list[str]) -> dict[str, ProductInfo]:
-        reads = await self.service.current_products(self.db, product_ids=product_ids)
-        return {
-            r.product_id: ProductInfo(
-                product_id=r.product_id,
-                name=r.name,
-                sku=r.sku,
-                price=r.price,
-                currency=r.currency,
-                category_id=r.category_id,
-                image=r.images[0] if r.images else None,
-                variants={
-                    v.variant_id: VariantInfo(
-                        variant_id=v.variant_id, sku=v.sku, attributes=v.attributes, price=v.price
-                    )
-                    for v in r.variants
-                },
-                published=r.is_active and r.deleted_at is None,
-            )
-            for r in reads
-        }
+        infos = map(product_info, await self.service.current_products(self.db, product_ids=product_ids))
+        return {info.product_id: info for info in infos}
+
+
+@functools.lru_cache(maxsize=4096)
+def product_info(body: bytes) -> ProductInfo:
+    """What a cart or an order needs of a product, from the JSON of its ProductDTO. Kept per
+    body: a product changed is other bytes, so an unchanged one is parsed once per process
+    (validating the whole product was a tenth of a cart write's CPU). Callers share what it
+    returns and only read it."""
+    r = ProductRead.model_validate_json(body)
+    return ProductInfo(
+        product_id=r.product_id,
+        name=r.name,
+        sku=r.sku,
+        price=r.price,
+        currency=r.currency,
+        category_id=r.category_id,
+        image=r.images[0] if r.images else None,
+        variants={
+            v.variant_id: VariantInfo(variant_id=v.variant_id, sku=v.sku, attributes=v.attributes, price=v.price)
+            for v in r.variants
+        },
+        published=r.is_active and r.deleted_at is None,
+    )
 
 
 class ProductLookup(Schema):

@@ -305,15 +305,17 @@ class CatalogService:
             await self.cache.add(key, body, ttl=self.cache_ttl)
         return body
 
-    async def current_products(self, db: Database, *, product_ids: list[str]) -> list[ProductRead]:
-        """These products as they are now, each once, those that exist: published ones from the
-        product cache (kept current on every write), the rest (unpublished, deleted, not cached
-        yet) from the database; a published one read there is cached as `public_product` would."""
+    async def current_products(self, db: Database, *, product_ids: list[str]) -> list[bytes]:
+        """These products as they are now, each once, those that exist, as the JSON of their
+        ProductDTO: published ones from the product cache (kept current on every write), the
+        rest (unpublished, deleted, not cached yet) from the database; a published one read
+        there is cached as `public_product` would. The same product unchanged is the same bytes,
+        which lets a caller keep what it made of them (`catalog.client`)."""
         wanted = list(dict.fromkeys(product_ids))
         if not wanted:
             return []
         cached = dict(zip(wanted, await self.cache.get_many(*map(product_cache_key, wanted)), strict=True))
-        found = [ProductRead.model_validate_json(body) for body in cached.values() if body and body != TOMBSTONE]
+        found = [body for body in cached.values() if body and body != TOMBSTONE]
         missing = [p for p, body in cached.items() if body is None or body == TOMBSTONE]
         if not missing:
             return found
@@ -324,10 +326,10 @@ class CatalogService:
             )
         for row in rows:
             read = self._read(row, public.get(row.category_id) if row.category_id else None)
+            body = read.model_dump_json(by_alias=True).encode()
             if cached[read.product_id] is None and read.is_active and read.deleted_at is None:
-                body = read.model_dump_json(by_alias=True).encode()
                 await self.cache.add(product_cache_key(read.product_id), body, ttl=self.cache_ttl)
-            found.append(read)
+            found.append(body)
         return found
 
     async def publish_to_cache(self, product_id: str, read: ProductRead | None) -> None:
