@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from bench.flows import Flow, FlowClient, expect
 from bench.scenario import BenchModule, LoadContext, Scenario, Target
 from bench.scenarios.carts import STOCK, _first_variants
+from bench.scenarios.catalog import read_each_product
 from tienda.inventory.models import OUTBOX as INVENTORY_OUTBOX
 from tienda.inventory.models import Reservation, StockItem
 from tienda.notifications.models import Notification
@@ -289,6 +290,7 @@ MODULE = BenchModule(
             rows=_rows,
             ceiling=None,
             check=check,
+            prime=read_each_product,
         ),
     ),
     env={
