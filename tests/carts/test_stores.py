@@ -30,6 +30,7 @@ from tests.carts.support import (
 )
 from tests.conftest import Shop
 from tienda.carts.models import Cart, CartItem
+from tienda.carts.store import Owner
 from tienda.carts.wiring import cart_jobs, cart_service
 
 TTL = 3600
@@ -263,6 +264,27 @@ class TestConcurrentWrites:
             assert quantity in range(1, 21)
             assert lines_of(await cart(shop, user)) == stored
         assert set(await stored_carts(shop)) == {user_id for user_id, _ in users}
+
+    @pytest.mark.parametrize("cart_settings", [POOL])
+    async def test_take_outs_at_once_each_take_their_units(self, shop: Shop) -> None:
+        # given a line of 30 mugs and one of 2 tees
+        _, admin = await shop.admin()
+        mug = await simple_product(shop, admin, stock=50)
+        tee = await simple_product(shop, admin, name="Tee", stock=50)
+        user_id, user = await shop.user()
+        await set_ok(shop, line(mug, 30), user)
+        await set_ok(shop, line(tee, 2), user)
+        service, owner = cart_service(shop.platform), Owner(user_id=user_id)
+
+        # when twenty orders placed at once take out a mug each (as their sagas do), and one both tees
+        await asyncio.gather(
+            *(service.take_out(owner, [(mug["productId"], None, 1)]) for _ in range(20)),
+            service.take_out(owner, [(tee["productId"], None, 2), ("p_gone", None, 1)]),
+        )
+
+        # then no take-out was lost, and the line taken down to nothing went
+        assert await stored_lines(shop, user_id=user_id) == [(mug["productId"], None, 10)]
+        assert lines_of(await cart(shop, user)) == [(mug["productId"], None, 10)]
 
     @pytest.mark.parametrize("cart_settings", [{"cart_max_lines": 5, **POOL}])
     @pytest.mark.parametrize("existing", [0, 2], ids=["new-cart", "cart-with-two-lines"])

@@ -60,6 +60,19 @@ end
 return 0
 """
 
+# KEYS: cart. ARGV: (field, quantity) pairs. Each line there is less by its quantity; at 0 it goes.
+_TAKE = """
+for i = 1, #ARGV, 2 do
+  local line = redis.call('HGET', KEYS[1], ARGV[i])
+  if line then
+    local l = cjson.decode(line)
+    l.q = l.q - tonumber(ARGV[i + 1])
+    if l.q > 0 then redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(l)) else redis.call('HDEL', KEYS[1], ARGV[i]) end
+  end
+end
+return 0
+"""
+
 # KEYS: into, source. ARGV: new cart id, max lines, default cap, then (field, cap) pairs.
 # The arithmetic is domain.merged_quantity's: the sum, capped, never below the user's own.
 _MERGE = """
@@ -146,6 +159,7 @@ class RedisCartStore:
         self.guest_ttl_seconds = guest_ttl_seconds
         self._set = redis.register_script(_SET)
         self._remove = redis.register_script(_REMOVE)
+        self._take = redis.register_script(_TAKE)
         self._merge = redis.register_script(_MERGE)
 
     def key(self, owner: Owner) -> str:
@@ -178,6 +192,10 @@ class RedisCartStore:
                 raise CartFull() from exc
             raise
         return _cart(flat) or StoredCart(cart_id=cart_id, lines=[])
+
+    async def take_out(self, owner: Owner, lines: list[tuple[LineKey, int]], *, now: datetime) -> None:
+        if lines:
+            await self._take(keys=[self.key(owner)], args=[x for key, q in lines for x in (_field(key), q)])
 
     async def remove(self, owner: Owner, item_id: str, *, now: datetime) -> bool:
         return bool(await self._remove(keys=[self.key(owner)], args=[item_id]))

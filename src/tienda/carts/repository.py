@@ -169,6 +169,23 @@ class SqlCartStore:
             await uow.commit()
             return _stored(cart, items)
 
+    async def take_out(self, owner: Owner, lines: list[tuple[LineKey, int]], *, now: datetime) -> None:
+        async with self.db.uow() as uow:
+            cart = await _cart(uow.session, owner, now, for_update=True)
+            if cart is None:
+                return
+            less = {(key.product_id, _variant(key)): quantity for key, quantity in lines}
+            for item in await _items(uow.session, cart):
+                taken = less.get((item.product_id, item.variant_id))
+                if taken is None:
+                    continue
+                if item.quantity > taken:
+                    item.quantity, item.updated_at = item.quantity - taken, now
+                else:
+                    await uow.session.delete(item)
+                cart.updated_at = now
+            await uow.commit()
+
     async def remove(self, owner: Owner, item_id: str, *, now: datetime) -> bool:
         async with self.db.uow() as uow:
             cart = await _cart(uow.session, owner, now, for_update=True)

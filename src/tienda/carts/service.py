@@ -139,25 +139,9 @@ class CartService:
 
     async def take_out(self, owner: Owner, lines: list[tuple[str, str | None, int]]) -> None:
         """Less of these (product, variant) lines by these quantities (an order placed from the
-        cart now holds them); a line down to nothing goes."""
-        now = self.clock.now()
-        stored = await self.store.load(owner, now=now)
-        if stored is None:
-            return
-        have = {line.key: line.quantity for line in stored.lines}
-        for product_id, variant_id, quantity in lines:
-            key = LineKey(product_id, variant_id)
-            if key in have:
-                await self.store.set_quantity(
-                    owner,
-                    key,
-                    max(have[key] - quantity, 0),
-                    now=now,
-                    new_cart_id=stored.cart_id,
-                    new_item_id=new_public_id("ci"),
-                    max_lines=self.max_lines,
-                    expires_at=None,
-                )
+        cart now holds them), in one atomic write; a line down to nothing goes."""
+        taken = [(LineKey(product_id, variant_id), quantity) for product_id, variant_id, quantity in lines]
+        await self.store.take_out(owner, taken, now=self.clock.now())
 
     # -- internals ------------------------------------------------------------------------
 

@@ -74,6 +74,11 @@ class CartStore(Protocol):
         more than `max_lines`. `expires_at` (guests) is pushed forward on every write."""
         ...
 
+    async def take_out(self, owner: Owner, lines: list[tuple[LineKey, int]], *, now: datetime) -> None:
+        """Less of these lines by these quantities, atomically (a line down to nothing goes);
+        lines the cart does not have, or no cart, change nothing."""
+        ...
+
     async def remove(self, owner: Owner, item_id: str, *, now: datetime) -> bool:
         """Remove the line with this id; False when the cart has no such line."""
         ...
