@@ -6,14 +6,17 @@ through the gateway."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tests.carts.support import line, product_for_sale
 from tests.conftest import Shop
+from tests.orders.conftest import ALL
 from tests.orders.support import (
     ORDERS,
     Buyer,
@@ -29,6 +32,7 @@ from tests.orders.support import (
     world,
 )
 from tests.payments.support import deliver, payment_events, payment_row, refunds, signed_event
+from tests.platform.test_outbox import _statements_run
 from tienda.orders.models import Order
 from tienda.orders.wiring import saga
 from tienda.platform.events import Event
@@ -151,6 +155,7 @@ class TestPaying:
         assert (await order_of(shop, asha, order["orderId"]))["status"] == "FAILED"
 
 
+@ALL  # a capture of a PENDING payment is one statement on PostgreSQL, a unit of work elsewhere
 class TestWebhooks:
     async def test_five_deliveries_and_a_late_failure_confirm_once(self, shop: Shop) -> None:
         _, asha, shirt = await setup(shop)
@@ -250,6 +255,33 @@ class TestWebhooks:
         assert response.status_code == 200
         assert (response.json()["outcome"], response.json()["paymentId"]) == ("UNMATCHED", None)
         assert await payment_events(shop) == [("evt_stray", "UNMATCHED")]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+class TestCaptureOnPostgreSQL:
+    async def test_a_capture_is_one_read_and_one_statement_on_postgresql(self, shop: Shop) -> None:
+        _, asha, shirt = await setup(shop)
+        order = await gateway_order(shop, asha, shirt)
+        payment = await payment_row(shop, order["paymentId"])
+        body, headers = signed_event(shop, payment, event_id="evt_once")
+
+        async with _statements_run([shop.platform.db("payments")]) as taken:
+            response = await deliver(shop, body, headers)
+            run = await taken()
+
+        assert response.json()["outcome"] == "CAPTURED"
+        # (the in-process relay and the consumers run meanwhile: only the statements on payments count)
+        on_payments = [x for x in run if re.search(r"\b(payments|payment_events)\b", x)]
+        assert [statement.split()[0] for statement in on_payments] == ["SELECT", "WITH"], on_payments
+        assert await payment_events(shop) == [("evt_once", "CAPTURED")]
+        [captured] = await shop.events("payments", "payment.captured")
+        assert (captured["paymentId"], captured["status"], captured["amount"], captured["late"]) == (
+            order["paymentId"],
+            "CAPTURED",
+            str(TOTAL),
+            False,
+        )
+        assert (await payment_row(shop, order["paymentId"]))["status"] == "CAPTURED"
 
 
 class TestExpiry:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Table, bindparam, insert, select, update
+from sqlalchemy import Insert, Select, String, Table, bindparam, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from tienda.payments.models import Payment, Refund
+from tienda.payments.domain import PaymentStatus
+from tienda.payments.models import OUTBOX, Payment, PaymentEvent, Refund
 from tienda.platform.db import Database
+from tienda.platform.events import OUTBOX_ROW_COLUMNS
 
 _BY = {
     "payment_id": (Payment.payment_id == bindparam("payment_id"),),
@@ -125,3 +127,82 @@ async def refund(session: AsyncSession, refund_id: str, *, for_update: bool = Fa
 async def touch_refunds(session: AsyncSession, refund_ids: list[str], now: datetime) -> None:
     if refund_ids:
         await session.execute(update(Refund).where(Refund.refund_id.in_(refund_ids)).values(updated_at=now))
+
+
+# -- capturing in one statement ----------------------------------------------------------
+
+CAPTURE_READ = (
+    "payment_id",
+    "order_id",
+    "user_id",
+    "status",
+    "amount",
+    "currency",
+    "refunded_amount",
+    "failure_reason",
+)
+"""The columns `capturable` reads: those a capture checks and its event tells."""
+
+_CAPTURABLE = select(*(cast(Table, Payment.__table__).c[name] for name in CAPTURE_READ)).where(*_BY["reference"])
+
+
+async def capturable(db: Database, provider: str, reference: str) -> dict[str, Any] | None:
+    """The payment of this gateway reference as plain values (`CAPTURE_READ`), read without a
+    session or a lock: what `capture_publishing` is tried on."""
+    rows = await db.rows(_CAPTURABLE, {"provider": provider, "reference": reference})
+    return dict(zip(CAPTURE_READ, rows[0], strict=True)) if rows else None
+
+
+async def capture_publishing(
+    db: Database,
+    payment_id: str,
+    *,
+    transaction_id: str | None,
+    at: datetime,
+    record: dict[str, Any],
+    event: dict[str, Any],
+) -> bool:
+    """The PENDING payment CAPTURED, the gateway's event recorded (`record`: the columns of a
+    `PaymentEvent` but its payment and outcome) and `event` (an `outbox_row`) published, in one
+    statement that commits as it runs (`Database.multi_table_statements`), or nothing at all if
+    the payment is no longer PENDING. A gateway event recorded before is an IntegrityError, with
+    nothing written. Whether it captured."""
+    params = {"payment_id_": payment_id, "transaction_id_": transaction_id, "at_": at}
+    params |= {f"r_{name}": value for name, value in record.items()}
+    params |= {f"e_{name}": event[name] for name in OUTBOX_ROW_COLUMNS}
+    return bool(await db.rows(_capture_publishing(), params))
+
+
+_RECORD = ("provider", "event_id", "event_type", "payload", "received_at")
+
+
+@cache
+def _capture_publishing() -> Select[tuple[int]]:
+    payments = cast(Table, Payment.__table__)
+    records = cast(Table, PaymentEvent.__table__)
+    outbox = OUTBOX.outbox
+    captured = (
+        update(payments)
+        .where(payments.c.payment_id == bindparam("payment_id_"), payments.c.status == PaymentStatus.PENDING.value)
+        .values(
+            status=PaymentStatus.CAPTURED.value,
+            provider_transaction_id=func.coalesce(
+                bindparam("transaction_id_", type_=String), payments.c.provider_transaction_id
+            ),
+            captured_at=bindparam("at_"),
+            updated_at=bindparam("at_"),
+        )
+        .returning(payments.c.id, payments.c.payment_id)
+        .cte("c")
+    )
+    record = select(
+        *(bindparam(f"r_{name}", type_=records.c[name].type) for name in _RECORD),
+        captured.c.payment_id,
+        literal("CAPTURED", String),
+    ).select_from(captured)
+    recorded = insert(records).from_select([*_RECORD, "payment_id", "outcome"], record)
+    event = select(*(bindparam(f"e_{name}", type_=outbox.c[name].type) for name in OUTBOX_ROW_COLUMNS)).select_from(
+        captured
+    )
+    published = insert(outbox).from_select(list(OUTBOX_ROW_COLUMNS), event)
+    return select(captured.c.id).add_cte(recorded.cte("r"), published.cte("e"))

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import Float, TypeDecorator, TypeEngine
 from sqlalchemy.util import greenlet_spawn
 
 if TYPE_CHECKING:
@@ -258,6 +258,18 @@ class Database:
             await self.read_engine.dispose()
 
 
+_PG_NUMERIC = 1700
+"""The type oid of NUMERIC, which asyncpg reads into a Decimal itself."""
+
+
+def _converts(type_: TypeEngine[Any], dialect: Dialect) -> bool:
+    """Whether SQLAlchemy converts what the driver reads for a column of this type. Its answer
+    for a number depends on the type the server names (asyncpg's dialect asks for it): a
+    `Numeric` that is not a `Float` is a NUMERIC column, which asyncpg reads into a Decimal."""
+    numeric = isinstance(type_, Numeric) and not isinstance(type_, Float)
+    return type_.dialect_impl(dialect).result_processor(dialect, _PG_NUMERIC if numeric else None) is not None
+
+
 @dataclass(frozen=True)
 class _RawStatement:
     """A statement compiled for the driver: its SQL, its parameters in order (with the values
@@ -276,7 +288,7 @@ class _RawStatement:
         converted = [
             column[0]
             for column in getattr(compiled, "_result_columns", ())  # the columns SQLAlchemy reads, with their types
-            if column[3].dialect_impl(dialect).result_processor(dialect, None) is not None
+            if _converts(column[3], dialect)
         ]
         processors = dict(compiled._bind_processors)
         needs = [f"column {name}" for name in converted]
