@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -187,17 +188,8 @@ class PaymentService:
                 payment = await self._payment_named(uow, provider_name, event)
                 payment_id = payment.payment_id if payment else None
                 outcome = await self._apply(uow, payment, event) if payment is not None else "UNMATCHED"
-                uow.session.add(
-                    PaymentEvent(
-                        provider=provider_name,
-                        event_id=event.event_id,
-                        event_type=event.raw_type[:100],
-                        payment_id=payment_id,
-                        outcome=outcome,
-                        payload=body.decode("utf-8", "replace")[:PAYLOAD_LIMIT],
-                        received_at=self.clock.now(),
-                    )
-                )
+                record = _record_of(provider_name, event, body, self.clock.now())
+                uow.session.add(PaymentEvent(**record, payment_id=payment_id, outcome=outcome))
                 # An event recorded before (the unique provider and event id) fails here, and
                 # what it would have changed rolls back with it: a delivery applies once. Under
                 # the payment's lock, a concurrent delivery of it has committed by now.
@@ -224,20 +216,13 @@ class PaymentService:
         now = self.clock.now()
         captured = Payment(**row | {"status": PaymentStatus.CAPTURED.value, "payment_provider": provider})
         payload = events.payment_payload(captured) | {"late": False}
-        record = {
-            "provider": provider,
-            "event_id": event.event_id,
-            "event_type": event.raw_type[:100],
-            "payload": body.decode("utf-8", "replace")[:PAYLOAD_LIMIT],
-            "received_at": now,
-        }
         try:
             done = await repository.capture_publishing(
                 self.db,
                 captured.payment_id,
                 transaction_id=event.transaction_id or None,
                 at=now,
-                record=record,
+                record=_record_of(provider, event, body, now),
                 event=outbox_row(events.PAYMENT_CAPTURED, payload, source=self.db.module, at=now),
             )
         except IntegrityError:  # this gateway event was recorded before: nothing was written
@@ -464,3 +449,14 @@ class PaymentService:
             reason=None if approve else "DECLINED",
         )
         return await self.webhook("sandbox", gateway.signed(body), body)
+
+
+def _record_of(provider: str, event: WebhookEvent, body: bytes, at: datetime) -> dict[str, Any]:
+    """The columns of a gateway event's record (`PaymentEvent`) but its payment and outcome."""
+    return {
+        "provider": provider,
+        "event_id": event.event_id,
+        "event_type": event.raw_type[:100],
+        "payload": body.decode("utf-8", "replace")[:PAYLOAD_LIMIT],
+        "received_at": at,
+    }
