@@ -32,11 +32,10 @@ def inventory_service(platform: Platform) -> InventoryService:
 
 def inventory_jobs(platform: Platform) -> list[Job]:
     async def release_expired() -> int:
+        # As every inventory use case: run again if the database gives it up (a deadlock with
+        # the reservations it races on MariaDB), and what it took in Redis given back if it fails.
         service = inventory_service(platform)
-        async with platform.db("inventory").uow() as uow:
-            released = await service.release_expired(uow)
-            await uow.commit()
-        return released
+        return await service.committed(platform.db("inventory"), service.release_expired)
 
     return [
         Job(
