@@ -13,7 +13,6 @@ what it lets through reaches the real service unchanged.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections import deque
@@ -38,12 +37,6 @@ from tienda.settings import Settings
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
 """The key every service of a test deployment shares (the one of tests/conftest.py)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Served:

@@ -30,6 +30,7 @@ import pytest
 
 from tests.backends import ON_CI
 from tests.deploy.routing import DEPLOY, SERVICES
+from tests.ports import free_port
 
 NGINX_DIR = DEPLOY / "nginx"
 
@@ -87,12 +88,6 @@ def check_config(conf: Path, prefix: Path) -> subprocess.CompletedProcess[str]:
         timeout=30,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(

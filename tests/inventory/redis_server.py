@@ -5,7 +5,6 @@ every key, as a Redis without persistence does."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests import backends
+from tests.ports import free_port
 
 BINARY = "redis-server"
 
@@ -30,18 +30,11 @@ def binary() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class RedisServer:
     def __init__(self, work_dir: Path) -> None:
         self.program = binary()
         self.work_dir = work_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.conftest import SQL_BACKENDS, Shop
-from tests.notifications.support import SmtpServer, free_port, rebuilt
+from tests.notifications.support import SmtpServer, rebuilt
+from tests.ports import free_port
 
 ALL = pytest.mark.parametrize("backend", SQL_BACKENDS, indirect=True)
 

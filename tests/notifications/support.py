@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,12 +26,6 @@ from tienda.platform.runtime import Platform
 NOTIFICATIONS = "/api/v1/notifications"
 SEND = f"{NOTIFICATIONS}/send"
 PHONE = "+919876543210"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -17,7 +17,8 @@ import httpx
 import pytest
 import structlog
 
-from tests.services import FaultyNetwork, Served, bearer, caller, free_port, serve
+from tests.ports import free_port
+from tests.services import FaultyNetwork, Served, bearer, caller, serve
 from tienda.carts.client import CartLine, HttpCartsClient, carts_client
 from tienda.carts.module import MODULE as CARTS
 from tienda.inventory.client import (
