@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from tienda.orders.models import OUTBOX, Coupon, CouponRedemption, Order, OrderItem, OrderSequence
 from tienda.platform.db import Database
-from tienda.platform.events import OUTBOX_ROW_COLUMNS
+from tienda.platform.events import OUTBOX_ROW_COLUMNS, event_params
 
 
 async def coupon(session: AsyncSession, coupon_id: str, *, for_update: bool = False) -> Coupon | None:
@@ -147,19 +147,13 @@ async def move_step_publishing(
     """`move_step` and, only if the order moved, its `event` (an `outbox_row`), in one statement
     that commits as it runs (`Database.multi_table_statements`). Whether it moved."""
     statement, params = _moving(order_id, at, values, status)
-    params |= {f"e_{name}": event[name] for name in OUTBOX_ROW_COLUMNS}
-    return bool(await db.rows(_move_step_publishing(statement), params))
+    return bool(await db.rows(_move_step_publishing(statement), params | event_params(event)))
 
 
 @cache
 def _move_step_publishing(moving: Update) -> Select[tuple[int]]:
-    outbox = OUTBOX.outbox
     moved = moving.returning(cast(Table, Order.__table__).c.id).cte("m")
-    event = select(*(bindparam(f"e_{name}", type_=outbox.c[name].type) for name in OUTBOX_ROW_COLUMNS)).select_from(
-        moved
-    )
-    published = insert(outbox).from_select(list(OUTBOX_ROW_COLUMNS), event)
-    return select(moved.c.id).add_cte(published.cte("e"))
+    return select(moved.c.id).add_cte(OUTBOX.add_event_for_each(moved).cte("e"))
 
 
 def _moving(order_id: str, at: str, values: dict[str, Any], status: str | None) -> tuple[Update, dict[str, Any]]:
@@ -227,8 +221,7 @@ async def place(db: Database, order: Order, event: dict[str, Any]) -> None:
     for name in _ITEM_COLUMNS:
         values = [getattr(item, name) for item in order.items]
         params[f"i_{name}"] = [json.dumps(v) for v in values] if name == "attributes" else values
-    params |= {f"e_{name}": event[name] for name in OUTBOX_ROW_COLUMNS}
-    ((order.id,),) = await db.rows(_place(), params)
+    ((order.id,),) = await db.rows(_place(), params | event_params(event))
 
 
 _ORDER_COLUMNS = tuple(c.key for c in cast(Table, Order.__table__).c if c.key != "id")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from tienda.payments.domain import PaymentStatus
 from tienda.payments.models import OUTBOX, Payment, PaymentEvent, Refund
 from tienda.platform.db import Database
-from tienda.platform.events import OUTBOX_ROW_COLUMNS
+from tienda.platform.events import event_params
 
 _BY = {
     "payment_id": (Payment.payment_id == bindparam("payment_id"),),
@@ -169,8 +169,7 @@ async def capture_publishing(
     nothing written. Whether it captured."""
     params = {"payment_id_": payment_id, "transaction_id_": transaction_id, "at_": at}
     params |= {f"r_{name}": value for name, value in record.items()}
-    params |= {f"e_{name}": event[name] for name in OUTBOX_ROW_COLUMNS}
-    return bool(await db.rows(_capture_publishing(), params))
+    return bool(await db.rows(_capture_publishing(), params | event_params(event)))
 
 
 _RECORD = ("provider", "event_id", "event_type", "payload", "received_at")
@@ -180,7 +179,6 @@ _RECORD = ("provider", "event_id", "event_type", "payload", "received_at")
 def _capture_publishing() -> Select[tuple[int]]:
     payments = cast(Table, Payment.__table__)
     records = cast(Table, PaymentEvent.__table__)
-    outbox = OUTBOX.outbox
     captured = (
         update(payments)
         .where(payments.c.payment_id == bindparam("payment_id_"), payments.c.status == PaymentStatus.PENDING.value)
@@ -201,8 +199,4 @@ def _capture_publishing() -> Select[tuple[int]]:
         literal("CAPTURED", String),
     ).select_from(captured)
     recorded = insert(records).from_select([*_RECORD, "payment_id", "outcome"], record)
-    event = select(*(bindparam(f"e_{name}", type_=outbox.c[name].type) for name in OUTBOX_ROW_COLUMNS)).select_from(
-        captured
-    )
-    published = insert(outbox).from_select(list(OUTBOX_ROW_COLUMNS), event)
-    return select(captured.c.id).add_cte(recorded.cte("r"), published.cte("e"))
+    return select(captured.c.id).add_cte(recorded.cte("r"), OUTBOX.add_event_for_each(captured).cte("e"))

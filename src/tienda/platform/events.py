@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import FromClause
 
 from tienda.platform.db import BigPK, Database, UnitOfWork, UTCDateTime
 from tienda.platform.observability import get_logger
@@ -94,6 +95,13 @@ class OutboxTables:
     def add_event(self) -> Insert:
         """Insert one event; parameters: an `outbox_row`."""
         return self.outbox.insert()
+
+    def add_event_for_each(self, rows: FromClause) -> Insert:
+        """Insert one event (parameters: `event_params` of an `outbox_row`) for each row of
+        `rows`: in one statement with a CTE that wrote something, the event goes only if it did."""
+        columns = self.outbox.c
+        event = select(*(bindparam(f"e_{name}", type_=columns[name].type) for name in OUTBOX_ROW_COLUMNS))
+        return self.outbox.insert().from_select(list(OUTBOX_ROW_COLUMNS), event.select_from(rows))
 
     @cached_property
     def add_processed(self) -> Insert:
@@ -192,6 +200,12 @@ def outbox_tables(metadata: MetaData, module: str) -> OutboxTables:
 
 OUTBOX_ROW_COLUMNS = ("event_id", "type", "source", "payload", "occurred_at", "attempts")
 """The columns an `outbox_row` fills: the others start empty."""
+
+
+def event_params(event: dict[str, Any]) -> dict[str, Any]:
+    """An `outbox_row` as the parameters of a statement that also writes other tables
+    (`OutboxTables.add_event_for_each`, or an insert of the outbox's columns from `e_<column>`)."""
+    return {f"e_{name}": event[name] for name in OUTBOX_ROW_COLUMNS}
 
 
 def outbox_row(event_type: str, payload: dict[str, Any], *, source: str, at: datetime | None) -> dict[str, Any]:
