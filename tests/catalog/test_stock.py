@@ -50,6 +50,16 @@ async def _stored(shop: Shop, table: Any, where: Any) -> tuple[int, datetime | N
     return int(row[0]), row[1]
 
 
+async def _handled(shop: Shop, event: Event) -> bool:
+    """Whether the stock copy recorded the event as processed."""
+    found = await shop.scalar(
+        "catalog",
+        "SELECT count(*) FROM catalog_processed_events WHERE consumer = 'catalog.stock_copy' AND event_id = :e",
+        e=event.id,
+    )
+    return int(found) == 1
+
+
 async def held_back(shop: Shop) -> list[Event]:
     """Inventory's undelivered events, oldest first, marked delivered so the relay leaves them
     to the test, which hands them to the bus in the order it wants."""
@@ -177,9 +187,34 @@ class TestEventsLateOrTwice:
         assert stocks(await public(shop, product_id)) == [5]
         assert await stored_copy(shop, variant) == (5, third.occurred_at)
 
-    async def test_a_sale_moves_the_copys_time_on_and_shows_the_same(self, shop: Shop) -> None:
+    async def test_a_sale_is_left_alone(self, shop: Shop) -> None:
         """Committing a reservation moves units from reserved to sold: available stays, and
-        the copy of a product without variants only takes the event's time."""
+        its event (`availableChange` 0) is not even handled; the copy keeps the reservation's
+        figure and time, and no processed row is written for it."""
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=[])
+        product_id = product["productId"]
+        await adjust(shop, auth, product_id, 4)
+        shop.clock.advance(seconds=1)
+        await reserve(shop, auth, "ord_20261125_0003", line(product_id, 1))
+        await shop.relay()
+        before = await stored_product_copy(shop, product_id)
+        shop.clock.advance(seconds=1)
+        await post(shop, auth, "commit", {"orderId": "ord_20261125_0003"})
+        [sold] = await held_back(shop)
+        assert (sold.payload["available"], sold.payload["availableChange"]) == (3, 0)
+
+        await shop.platform.bus.publish(sold)
+
+        assert (await public(shop, product_id))["stock"] == 3
+        assert await stored_product_copy(shop, product_id) == before
+        assert before[1] is not None
+        assert before[1] < sold.occurred_at
+        assert await _handled(shop, sold) is False
+
+    async def test_a_figure_the_copy_holds_moves_its_time_on(self, shop: Shop) -> None:
+        """An event that brings the figure the copy has (here a sale as published before
+        `availableChange` existed) only moves the copy's time on."""
         auth = await admin(shop)
         product = await published_product(shop, auth, variants=[])
         product_id = product["productId"]
@@ -190,11 +225,13 @@ class TestEventsLateOrTwice:
         shop.clock.advance(seconds=1)
         await post(shop, auth, "commit", {"orderId": "ord_20261125_0003"})
         [sold] = await held_back(shop)
+        del sold.payload["availableChange"]
 
         await shop.platform.bus.publish(sold)
 
         assert (await public(shop, product_id))["stock"] == 3
         assert await stored_product_copy(shop, product_id) == (3, sold.occurred_at)
+        assert await _handled(shop, sold) is True
 
     async def test_a_duplicate_event_is_ignored(self, shop: Shop) -> None:
         auth = await admin(shop)

@@ -145,14 +145,17 @@ async def low_stock(shop: Shop) -> list[dict[str, Any]]:
     return await shop.events("inventory", "inventory.low_stock")
 
 
-def payload(product_id: str, variant_id: str | None, stock_count: int, reserved: int, threshold: int) -> dict[str, Any]:
-    """An `inventory.updated` / `inventory.low_stock` payload."""
+def payload(
+    product_id: str, variant_id: str | None, stock_count: int, reserved: int, threshold: int, *, change: int
+) -> dict[str, Any]:
+    """An `inventory.updated` / `inventory.low_stock` payload (`change`: of available, by this change)."""
     return {
         "productId": product_id,
         "variantId": variant_id,
         "stockCount": stock_count,
         "reserved": reserved,
         "available": stock_count - reserved,
+        "availableChange": change,
         "threshold": threshold,
     }
 

@@ -80,7 +80,7 @@ class TestAdjust:
         }
         assert await stored_item(shop, "p_tee", "v_red") == (50, 0, 5)
         assert await movements(shop) == [("p_tee", "v_red", "ADJUST", 50, 0, "Initial stock", None, admin_id)]
-        assert await events(shop) == [payload("p_tee", "v_red", 50, 0, 5)]
+        assert await events(shop) == [payload("p_tee", "v_red", 50, 0, 5, change=50)]
         assert await low_stock(shop) == []
 
     async def test_a_restock_adds_to_the_stock(self, shop: Shop) -> None:
@@ -95,7 +95,10 @@ class TestAdjust:
             ("p_tee", "v_red", "ADJUST", 10, 0, "Initial stock", None, admin_id),
             ("p_tee", "v_red", "ADJUST", 15, 0, "Restock from supplier", None, admin_id),
         ]
-        assert await events(shop) == [payload("p_tee", "v_red", 10, 0, 0), payload("p_tee", "v_red", 25, 0, 0)]
+        assert await events(shop) == [
+            payload("p_tee", "v_red", 10, 0, 0, change=10),
+            payload("p_tee", "v_red", 25, 0, 0, change=15),
+        ]
         body = await stock(shop, "p_tee")
         assert (body["stockCount"], body["reserved"], body["available"]) == (25, 0, 25)
         [variant] = body["variants"]
@@ -110,7 +113,7 @@ class TestAdjust:
 
         assert await stored_item(shop, "p_tee") == (7, 0, 0)
         assert (await movements(shop))[-1] == ("p_tee", "", "ADJUST", -3, 0, "Damaged in the warehouse", None, admin_id)
-        assert (await events(shop))[-1] == payload("p_tee", None, 7, 0, 0)
+        assert (await events(shop))[-1] == payload("p_tee", None, 7, 0, 0, change=-3)
 
     @pytest.mark.parametrize(("delta", "after"), [(15, 25), (-3, 7)])
     async def test_the_answer_shows_the_stock_after_the_change(self, shop: Shop, delta: int, after: int) -> None:
@@ -137,7 +140,7 @@ class TestAdjust:
         assert (body["stockCount"], body["available"]) == (10, 10)
         assert await stored_item(shop, "p_tee") == (10, 0, 4)
         assert (await movements(shop))[-1] == ("p_tee", "", "ADJUST", 0, 0, "Set the low-stock level", None, admin_id)
-        assert (await events(shop))[-1] == payload("p_tee", None, 10, 0, 4)
+        assert (await events(shop))[-1] == payload("p_tee", None, 10, 0, 4, change=0)
         assert await low_stock(shop) == []
 
     async def test_a_threshold_alone_creates_an_empty_item(self, shop: Shop) -> None:
@@ -202,7 +205,7 @@ class TestAdjust:
         assert await low_stock(shop) == []
 
         await adjust(shop, auth, "p_tee", -1)  # available 3: reaches the threshold
-        assert await low_stock(shop) == [payload("p_tee", None, 3, 0, 3)]
+        assert await low_stock(shop) == [payload("p_tee", None, 3, 0, 3, change=-1)]
 
         await adjust(shop, auth, "p_tee", -1)  # available 2: already below, no new warning
         await adjust(shop, auth, "p_tee", 0, threshold=3)  # same threshold again
@@ -213,7 +216,7 @@ class TestAdjust:
         assert len(await low_stock(shop)) == 1
 
         await reserve(shop, orders, "ord_2", line("p_tee", 2))  # available 2: crosses by a reservation
-        assert (await low_stock(shop))[1:] == [payload("p_tee", None, 7, 5, 3)]
+        assert (await low_stock(shop))[1:] == [payload("p_tee", None, 7, 5, 3, change=-2)]
 
         await post(shop, orders, "commit", {"orderId": "ord_1"})  # available unchanged
         await post(shop, orders, "release", {"orderId": "ord_2"})  # available up
@@ -230,10 +233,10 @@ class TestAdjust:
         await post(shop, orders, "commit", {"orderId": "ord_1"})
 
         assert await events(shop) == [
-            payload("p_tee", "v_red", 8, 0, 1),
-            payload("p_tee", "v_red", 8, 3, 1),
-            payload("p_tee", "v_red", 8, 2, 1),
-            payload("p_tee", "v_red", 6, 0, 1),
+            payload("p_tee", "v_red", 8, 0, 1, change=8),
+            payload("p_tee", "v_red", 8, 3, 1, change=-3),
+            payload("p_tee", "v_red", 8, 2, 1, change=1),
+            payload("p_tee", "v_red", 6, 0, 1, change=0),
         ]
         assert await stored_item(shop, "p_tee", "v_red") == (6, 0, 1)
 
@@ -366,7 +369,10 @@ class TestReserve:
             ("p_mug", "", "RESERVE", 0, 4, None, "ord_20261125_0001", None),
             ("p_tee", "v_red", "RESERVE", 0, 2, None, "ord_20261125_0001", None),
         ]
-        assert (await events(shop))[before:] == [payload("p_mug", None, 4, 4, 0), payload("p_tee", "v_red", 10, 2, 0)]
+        assert (await events(shop))[before:] == [
+            payload("p_mug", None, 4, 4, 0, change=-4),
+            payload("p_tee", "v_red", 10, 2, 0, change=-2),
+        ]
         assert (await stock(shop, "p_tee"))["available"] == 8
 
     async def test_the_reservation_can_be_read_back(self, shop: Shop) -> None:
@@ -671,7 +677,10 @@ class TestRelease:
             ("p_mug", "", "RELEASE", 0, -3, None, "ord_1", None),
             ("p_tee", "v_red", "RELEASE", 0, -2, None, "ord_1", None),
         ]
-        assert (await events(shop))[-2:] == [payload("p_mug", None, 4, 0, 0), payload("p_tee", "v_red", 10, 0, 0)]
+        assert (await events(shop))[-2:] == [
+            payload("p_mug", None, 4, 0, 0, change=3),
+            payload("p_tee", "v_red", 10, 0, 0, change=2),
+        ]
         assert (await stock(shop, "p_tee"))["available"] == 10
 
     async def test_gives_back_only_the_units_named(self, shop: Shop) -> None:
@@ -803,7 +812,10 @@ class TestCommit:
             ("p_mug", "", "COMMIT", -3, -3, None, "ord_1", None),
             ("p_tee", "v_red", "COMMIT", -4, -4, None, "ord_1", None),
         ]
-        assert (await events(shop))[-2:] == [payload("p_mug", None, 0, 0, 0), payload("p_tee", "v_red", 6, 0, 0)]
+        assert (await events(shop))[-2:] == [
+            payload("p_mug", None, 0, 0, 0, change=0),
+            payload("p_tee", "v_red", 6, 0, 0, change=0),
+        ]
         tee = await stock(shop, "p_tee")
         assert (tee["stockCount"], tee["reserved"], tee["available"]) == (6, 0, 6)
 
@@ -826,7 +838,7 @@ class TestCommit:
         assert await stored_item(shop, "p_tee", variant_id or "") == (6, 0, 2)
         assert await stored_reservations(shop, "ord_1") == [("p_tee", variant_id or "", 4, "COMMITTED")]
         assert await movements(shop, "COMMIT") == [("p_tee", variant_id or "", "COMMIT", -4, -4, None, "ord_1", None)]
-        assert (await events(shop))[-1] == payload("p_tee", variant_id, 6, 0, 2)
+        assert (await events(shop))[-1] == payload("p_tee", variant_id, 6, 0, 2, change=0)
         assert await low_stock(shop) == []
 
     async def test_committing_twice_sells_once(self, shop: Shop) -> None:
@@ -923,7 +935,7 @@ class TestExpiry:
         assert await stored_reservations(shop, "ord_1") == [("p_tee", "v_red", 4, "EXPIRED")]
         assert await stored_reservations(shop, "ord_2") == [("p_tee", "v_red", 6, "RESERVED")]
         assert await movements(shop, "EXPIRE") == [("p_tee", "v_red", "EXPIRE", 0, -4, None, "ord_1", None)]
-        assert (await events(shop))[events_before:] == [payload("p_tee", "v_red", 10, 6, 0)]
+        assert (await events(shop))[events_before:] == [payload("p_tee", "v_red", 10, 6, 0, change=4)]
         assert (await stock(shop, "p_tee"))["available"] == 4
 
         read = await shop.client.get(f"{V1}/reservations/ord_1", headers=orders)

@@ -170,7 +170,12 @@ def _event(payload: dict[str, object] | None = None, *, at: datetime | None = No
 
 
 def _committed_consumer(
-    name: str, committed: list[str], *, fails_on: set[str] | None = None, supersedes: bool = False
+    name: str,
+    committed: list[str],
+    *,
+    fails_on: set[str] | None = None,
+    supersedes: bool = False,
+    wants: Callable[[Event], bool] | None = None,
 ) -> Consumer:
     """Records an event once the unit of work that handled it committed (a handler's own list
     would also count the work of a batch that rolled back)."""
@@ -186,6 +191,7 @@ def _committed_consumer(
         event_types=("user.registered",),
         handler=handle,
         supersedes=(lambda event: event.payload["item"]) if supersedes else None,
+        wants=wants,
     )
 
 
@@ -231,6 +237,22 @@ class TestBatchDelivery:
         assert committed == [b1.id, a3.id]
         assert await _processed(shop, "test.latest") == 4
         assert not await sub.deliver(a2)  # recorded: delivered again, nothing happens
+
+    async def test_events_the_consumer_does_not_want_are_left_without_a_trace(self, shop: Shop) -> None:
+        committed: list[str] = []
+        sub = Subscription(
+            _committed_consumer("test.wants", committed, wants=lambda event: event.payload.get("news") is True),
+            shop.platform.db("users"),
+        )
+        news, noise, more_noise = _event({"news": True}), _event({"news": False}), _event({"news": False})
+
+        assert await sub.deliver_many([noise, news, more_noise]) == 1
+        assert not await sub.deliver(noise)
+        assert await sub.deliver_many([noise, more_noise]) == 0
+
+        assert committed == [news.id]
+        assert await _processed(shop, "test.wants") == 1
+        assert not await sub.deliver(news)  # the one it wanted is recorded as any other
 
     async def test_a_failing_handler_records_nothing_of_its_batch(self, shop: Shop) -> None:
         committed: list[str] = []

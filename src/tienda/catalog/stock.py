@@ -66,8 +66,9 @@ class StockCopy:
 
         The product row is locked first, as every product write does, so the product the
         cache and the event get is whole and the event's time follows the product's last change.
-        A figure the copy holds already (a sale: units move from reserved to sold, available
-        stays) only moves the copy's time on, without reading the product."""
+        A figure the copy holds already (a change and its undoing, the second handled first; a
+        sale published before `availableChange` existed) only moves the copy's time on, without
+        reading the product."""
         if await repository.stock_copy_still(
             uow.session, figure.product_id, figure.variant_id, available=figure.available, at=figure.at
         ):
@@ -127,5 +128,16 @@ def consumers(catalog: CatalogService) -> list[Consumer]:
             event_types=(inventory_events.INVENTORY_UPDATED,),
             handler=take,
             supersedes=item,
+            wants=changes_available,
         )
     ]
+
+
+def changes_available(event: Event) -> bool:
+    """Whether an `inventory.updated` can tell the copy anything: not one whose change left
+    available as it was (a sale moves units from reserved to sold; a new threshold alone). The
+    event before it, of the same row, carried the same figure; every change is published under
+    the row's lock, so no event falls between the two, and skipping this one leaves the copy
+    where handling it would have left it (an event older than that one loses either way).
+    Events without `availableChange` (published before it existed) are handled."""
+    return event.payload.get("availableChange") != 0

@@ -268,7 +268,7 @@ WITH wanted AS (
         json_build_object(
             'productId', CAST(:product_id AS TEXT), 'variantId', CAST(:variant_json AS TEXT),
             'stockCount', stock_count, 'reserved', reserved_count, 'available', stock_count - reserved_count,
-            'threshold', threshold
+            'availableChange', -held.quantity, 'threshold', threshold
         ),
         CAST(:now AS TIMESTAMPTZ), 0
     FROM held CROSS JOIN (
@@ -323,7 +323,7 @@ WITH mine AS (
         json_build_object(
             'productId', product_id, 'variantId', NULLIF(variant_id, ''),
             'stockCount', stock_count, 'reserved', reserved_count, 'available', stock_count - reserved_count,
-            'threshold', threshold
+            'availableChange', 0, 'threshold', threshold
         ),
         CAST(:now AS TIMESTAMPTZ), 0
     FROM sold

@@ -235,6 +235,10 @@ class Consumer:
     key of that thing. Of several such events delivered together, only the latest one's
     handler runs; the others are recorded as processed, as their handling would have been
     overwritten by it."""
+    wants: Callable[[Event], bool] | None = None
+    """For a consumer that some events of its types can tell nothing new (a sale leaves a stock
+    row's available as it was): whether this one needs handling. The others are acknowledged
+    without a unit of work, a processed row or a round trip to the database."""
 
 
 @dataclass
@@ -243,7 +247,10 @@ class Subscription:
     db: Database
 
     async def deliver(self, event: Event) -> bool:
-        """Run the handler once per event id; returns False for a duplicate."""
+        """Run the handler once per event id; returns False for a duplicate (and for an event
+        the consumer does not want)."""
+        if self.consumer.wants is not None and not self.consumer.wants(event):
+            return False
         async with self.db.uow() as uow:
             # The row first: a duplicate fails here, before any work (and a concurrent delivery
             # of the same event waits on the key until the first one commits or rolls back).
@@ -268,6 +275,11 @@ class Subscription:
         shared. Returns how many were new. Raises if any handler or the commit fails (a
         concurrent delivery of one of them included): nothing is then recorded, and the
         caller delivers them one by one, so that a bad event is retried alone."""
+        wants = self.consumer.wants
+        if wants is not None:
+            events = [event for event in events if wants(event)]
+        if not events:
+            return 0
         if len(events) == 1:
             return int(await self.deliver(events[0]))
         tables = self.db.outbox

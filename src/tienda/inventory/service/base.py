@@ -166,6 +166,7 @@ class ServiceBase:
             "stockCount": stock,
             "reserved": reserved,
             "available": available,
+            "availableChange": change,
             "threshold": threshold,
         }
         now = self.clock.now()
