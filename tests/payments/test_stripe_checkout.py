@@ -18,6 +18,7 @@ from tests.conftest import Shop
 from tests.orders.support import ORDERS, buyer, fill, rebuilt, stock
 from tests.payments.support import payment_row
 from tests.payments.test_stripe import WEBHOOK_SECRET, event, session_object, sign
+from tienda.payments.client import InProcessPaymentsClient
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -91,6 +92,14 @@ async def test_a_stripe_checkout_is_confirmed_by_stripes_webhook_and_refunded_on
     assert created["form"]["metadata[order_id]"] == order["orderId"]
     assert created["form"]["success_url"] == "https://shop.example.com/orders"
     assert created["key"] == f"checkout-{order['paymentId']}"
+
+    # and opening the order's payment again (a resumed checkout, a retried internal call)
+    # gives the same one, without a second session at Stripe
+    again = await InProcessPaymentsClient(shop.platform).initiate(
+        order_id=order["orderId"], user_id=asha.user_id, amount=Decimal("637.82"), currency="INR", customer_email=None
+    )
+    assert (again.payment_id, again.payment_url) == (order["paymentId"], order["paymentUrl"])
+    assert len(sent) == 1
 
     # when Stripe reports the session paid
     completed = event(

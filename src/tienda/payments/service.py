@@ -89,13 +89,13 @@ class PaymentService:
         customer_email: str | None = None,
     ) -> Payment:
         """The order's payment, opened at the gateway; the same one when asked again."""
-        if await repository.has_payment(self.db, order_id):
+        name = provider or self.default_provider
+        gateway = self.provider(name)
+        if gateway.opens_remotely and await repository.has_payment(self.db, order_id):
             async with self.db.reader() as uow:
                 existing = await repository.payment_of_order(uow.session, order_id, refunds=False)
             if existing is not None:
                 return self._same(existing, amount, currency)
-        name = provider or self.default_provider
-        gateway = self.provider(name)
         payment_id = new_public_id("pay")
         now = self.clock.now()
         payment = Payment(
@@ -137,8 +137,9 @@ class PaymentService:
             else:
                 await repository.add_opened(self.db, payment)
         except IntegrityError:
-            # A concurrent request opened the order's payment first: that one is the payment
-            # (the checkout opened here is never shown to anyone, so never paid).
+            # The order has its payment already (a concurrent request opened it first, or an
+            # earlier one did, unasked for a gateway that opens locally): that one is the
+            # payment (the checkout opened here is never shown to anyone, so never paid).
             async with self.db.reader() as uow:
                 existing = await repository.payment_of_order(uow.session, order_id)
             if existing is None:

@@ -87,6 +87,11 @@ class PaymentProvider(Protocol):
     name: str
     signature_header: str
     """The header carrying the webhook signature; `POST /payments/webhook` picks the gateway by it."""
+    opens_remotely: bool
+    """Whether `create_checkout` asks the gateway (a checkout session there): an order's
+    payment is then looked for before one is opened, so that a repeated request opens no
+    second checkout at the gateway. A gateway that opens locally is tried at once, and a
+    payment the order has already is found when its INSERT is refused."""
 
     async def create_checkout(self, request: PaymentRequest) -> GatewayCheckout: ...
 

@@ -49,6 +49,7 @@ _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{10,}")
 class RazorpayProvider:
     name = "razorpay"
     signature_header = SIGNATURE_HEADER
+    opens_remotely = True
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ def event_body(
 class SandboxProvider:
     name = "sandbox"
     signature_header = SIGNATURE_HEADER
+    opens_remotely = False  # the page is ours
 
     def __init__(self, *, secret: str, clock: Clock, page_base: str, tolerance_seconds: int = 300) -> None:
         self.secret = secret

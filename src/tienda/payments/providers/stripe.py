@@ -40,6 +40,7 @@ _FAILED = {
 class StripeProvider:
     name = "stripe"
     signature_header = SIGNATURE_HEADER
+    opens_remotely = True
 
     def __init__(
         self,
