@@ -714,6 +714,24 @@ class TestIdempotencyKey:
         assert len(before["orders"]) == 1
         assert await stock(shop, shirt) == (9, 0, 9)
 
+    async def test_a_retry_after_the_order_emptied_the_cart_answers_the_same_order(self, shop: Shop) -> None:
+        _, admin = await shop.admin()
+        shirt = await shirt_for_sale(shop, admin, stock=5)
+        asha = await buyer(shop)
+        await fill(shop, asha, line(shirt, 1))
+        first = await place(shop, asha, key="checkout-1")
+        assert first.status_code == 201, first.text
+        before = await world(shop, asha, shirt)
+        assert before["cart"] == []
+
+        again = await place(shop, asha, key="checkout-1")
+
+        assert again.status_code == 201, again.text
+        assert again.json() == first.json()
+        assert await world(shop, asha, shirt) == before
+        # while another key with the same empty cart is refused as an empty cart is
+        assert_error(await place(shop, asha, key="checkout-2"), 409, "CART_EMPTY")
+
     async def test_the_same_key_with_another_body_is_refused(self, shop: Shop) -> None:
         _, admin = await shop.admin()
         shirt = await shirt_for_sale(shop, admin)

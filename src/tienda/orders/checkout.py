@@ -42,7 +42,7 @@ from tienda.orders.saga import Saga
 from tienda.orders.schemas import OrderCreate, OrderRead
 from tienda.platform.clock import Clock
 from tienda.platform.db import Database
-from tienda.platform.errors import ErrorDetail
+from tienda.platform.errors import AppError, ErrorDetail
 from tienda.platform.events import outbox_row
 from tienda.users.client import AddressInfo, UsersClient
 
@@ -72,11 +72,26 @@ class Checkout:
     """How long the order waits for its payment (its units are held as long)."""
 
     async def place(self, *, user_id: str, body: OrderCreate, idempotency_key: str | None) -> OrderRead:
+        """The order from the caller's cart, its saga carried on. With an Idempotency-Key, a
+        request that repeats an earlier one gets its answer: not looked for first (nearly
+        every key is new, and a read per order was a statement for nothing), but when this
+        one is refused, by the unique key of the INSERT or earlier (the first one emptied the
+        cart, say), the earlier order under the key is the answer. A repeat costs the reads
+        of a placing and an order number."""
         digest = _digest(body)
-        if idempotency_key is not None:
+        try:
+            order = await self._placed(user_id, body, idempotency_key, digest)
+        except (AppError, IntegrityError):
+            if idempotency_key is None:
+                raise
             replay = await self._replay(user_id, idempotency_key, digest)
-            if replay is not None:
-                return replay
+            if replay is None:
+                raise
+            return replay
+        return await self.advance(order.order_id, order)
+
+    async def _placed(self, user_id: str, body: OrderCreate, idempotency_key: str | None, digest: str) -> Order:
+        """The order stored CREATED (saga step PLACED), or the error that refuses it."""
         if body.user_id is not None and body.user_id != user_id:
             raise CartNotYours("The order is built from your own cart; userId must be yours")
         cart = await self.carts.cart_of(user_id)
@@ -91,25 +106,15 @@ class Checkout:
             else shipping
         )
         lines = await self._priced_lines(cart.lines)
-        try:
-            order = await self._store(
-                user_id=user_id,
-                body=body,
-                lines=lines,
-                shipping_address=shipping,
-                billing_address=billing,
-                idempotency_key=idempotency_key,
-                digest=digest,
-            )
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            # The same Idempotency-Key, placed concurrently: the first one's order is the answer.
-            replay = await self._replay(user_id, idempotency_key, digest)
-            if replay is None:
-                raise
-            return replay
-        return await self.advance(order.order_id, order)
+        return await self._store(
+            user_id=user_id,
+            body=body,
+            lines=lines,
+            shipping_address=shipping,
+            billing_address=billing,
+            idempotency_key=idempotency_key,
+            digest=digest,
+        )
 
     async def advance(self, order_id: str, order: Order | None = None) -> OrderRead:
         return order_read(await self.saga.advance(order_id, order))
@@ -123,8 +128,6 @@ class Checkout:
     # -- placing --------------------------------------------------------------------------
 
     async def _replay(self, user_id: str, key: str, digest: str) -> OrderRead | None:
-        if not await repository.is_keyed(self.db, user_id, key):
-            return None
         async with self.db.reader() as uow:
             order = await repository.order_by_key(uow.session, user_id, key)
         if order is None:

@@ -64,15 +64,6 @@ async def order(session: AsyncSession, order_id: str, *, for_update: bool = Fals
     return found
 
 
-_KEYED = select(Order.id).where(Order.user_id == bindparam("user_id"), Order.idempotency_key == bindparam("key"))
-
-
-async def is_keyed(db: Database, user_id: str, key: str) -> bool:
-    """Whether the user placed an order with this Idempotency-Key: one plain-row read
-    (`Database.rows`), which nearly every placing asks and nearly always answers no."""
-    return bool(await db.rows(_KEYED, {"user_id": user_id, "key": key}))
-
-
 async def order_by_key(session: AsyncSession, user_id: str, key: str) -> Order | None:
     found: Order | None = await session.scalar(_ORDER_BY_KEY, {"user_id": user_id, "key": key})
     return found
