@@ -4,6 +4,7 @@ from `inventory.updated` events that may come late, twice or not in order, and t
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +14,11 @@ from sqlalchemy import select, update
 from tests.catalog.support import admin, events, new_product, published_product, read_as_admin
 from tests.conftest import Shop
 from tests.inventory.support import adjust, line, post, reserve
+from tests.platform.test_outbox import _statements_run
 from tienda.catalog.models import Product, Variant
-from tienda.platform.events import Event
+from tienda.catalog.stock import consumers
+from tienda.catalog.wiring import catalog_service
+from tienda.platform.events import Event, Subscription
 
 TWO_SIZES = [
     {"sku": "TEE-M", "attributes": {"size": "M"}},
@@ -125,6 +129,63 @@ class TestAProductShowsItsStock:
         assert cached is not None
         assert stocks(await public(shop, product_id)) == [5, 0]
         assert cached == (await shop.client.get(f"/api/v1/products/{product_id}")).content
+
+    @SQLITE
+    async def test_a_change_refreshes_the_cached_detail_from_itself(self, shop: Shop, cache_backend: str) -> None:
+        """With the product's current version cached, a new figure is written into the cached
+        detail: the product, its variants, images and category are not read."""
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=TWO_SIZES)
+        product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
+        await adjust(shop, auth, product_id, 4, variant_id=large)
+        await shop.relay()
+        await public(shop, product_id)  # the current version, cached
+        await adjust(shop, auth, product_id, 5, variant_id=medium)
+
+        async with _statements_run([shop.platform.db("catalog")]) as taken:
+            await shop.relay()
+            run = await taken()
+
+        assert not [s for s in run if "product_images" in s or "categories" in s], run
+        cached = await shop.platform.cache.get(f"catalog:product:{product_id}")
+        assert cached is not None
+        assert stocks(json.loads(cached)) == [5, 4]
+        assert json.loads(cached)["stock"] == 9
+        await shop.platform.cache.delete(f"catalog:product:{product_id}")
+        assert cached == (await shop.client.get(f"/api/v1/products/{product_id}")).content, "as if read whole"
+
+    @SQLITE
+    async def test_a_cached_detail_of_another_version_is_not_used(self, shop: Shop, cache_backend: str) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        product_id, variant = product["productId"], product["variants"][0]["variantId"]
+        key = f"catalog:product:{product_id}"
+        older = {**product, "name": "An older name", "updatedAt": "2020-01-01T00:00:00Z"}
+        await shop.platform.cache.set(key, json.dumps(older).encode(), ttl=60)
+        await adjust(shop, auth, product_id, 3, variant_id=variant)
+
+        await shop.relay()
+
+        cached = await shop.platform.cache.get(key)
+        assert cached is not None
+        assert json.loads(cached) == {**product, "variants": [{**product["variants"][0], "stock": 3}], "stock": 3}
+
+    async def test_two_variants_changed_in_one_batch_both_show(self, shop: Shop) -> None:
+        """Events handled in one unit of work, nothing cached: each reads the product whole,
+        the second with the figure the first wrote and its own."""
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=TWO_SIZES)
+        product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
+        await adjust(shop, auth, product_id, 2, variant_id=medium)
+        await adjust(shop, auth, product_id, 6, variant_id=large)
+        both = await held_back(shop)
+        await shop.platform.cache.delete(f"catalog:product:{product_id}")
+        [copy] = [c for c in consumers(catalog_service(shop.platform)) if c.name == "catalog.stock_copy"]
+
+        assert await Subscription(copy, shop.platform.db("catalog")).deliver_many(both) == 2
+
+        assert stocks(await public(shop, product_id)) == [2, 6]
+        assert (await public(shop, product_id))["stock"] == 8
 
     async def test_an_unpublished_product_keeps_its_copy_and_publishes_nothing(self, shop: Shop) -> None:
         auth = await admin(shop)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVarTuple, cast
+from typing import Any, NamedTuple, TypeVarTuple, cast
 
-from sqlalchemy import ColumnElement, Select, Table, Update, bindparam, case, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, case, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -55,52 +55,90 @@ _PRODUCT = (
     .options(selectinload(Product.variants), selectinload(Product.images))
 )
 _PRODUCT_FOR_UPDATE = _PRODUCT.with_for_update()
-"""Built once: every stock event the catalog copies reads its product (building the select
-with its loader options and cache key per call cost about as much CPU as running it)."""
+"""Built once: building the select with its loader options and cache key per call cost about
+as much CPU as running it."""
+_PRODUCT_AS_STORED = _PRODUCT_FOR_UPDATE.execution_options(populate_existing=True)
 
 
-async def stock_copy_still(
-    session: AsyncSession, product_id: str, variant_id: str | None, *, available: int, at: datetime
-) -> bool:
-    """For a stock figure that the copy holds already: the product row locked, as every
-    product write does, and the copy's time moved on to `at`, if the copy has `available`
-    from no later than `at`. Two light statements instead of reading the product whole.
-    False, with nothing changed but the lock taken, when the figure is news or older."""
-    pk = await session.scalar(_PRODUCT_PK_FOR_UPDATE, {"product_id": product_id})
-    if pk is None:
-        return False
-    params = {"pk_": pk, "available_": available, "at_": at}
-    if variant_id is None:
-        result = await session.execute(_STILL_PRODUCT, params)
-    else:
-        result = await session.execute(_STILL_VARIANT, params | {"variant_id_": variant_id})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+class StockCell(NamedTuple):
+    """One figure of the stock copy: the available units and the time of the event they came from."""
+
+    available: int
+    at: datetime | None
 
 
-_PRODUCT_PK_FOR_UPDATE = select(Product.id).where(Product.product_id == bindparam("product_id")).with_for_update()
+class StockRows(NamedTuple):
+    """What the stock copy needs of a product, read under the product row's lock: its key,
+    version and visibility, its own figure, and its variants' figures by public id."""
+
+    pk: int
+    updated_at: datetime
+    public: bool
+    own: StockCell
+    variants: dict[str, StockCell]
 
 
-def _still(table: Table, *where: ColumnElement[bool]) -> Update:
-    return (
-        update(table)
-        .where(
-            *where,
-            table.c.stock_available == bindparam("available_"),
-            or_(table.c.stock_updated_at.is_(None), table.c.stock_updated_at <= bindparam("at_")),
-        )
-        .values(stock_updated_at=bindparam("at_"))
+async def stock_rows(session: AsyncSession, product_id: str) -> StockRows | None:
+    """The product row locked, as every product write does, and the figures of the product
+    and its variants: two light statements, neither the product whole nor its images."""
+    head = (await session.execute(_STOCK_HEAD, {"product_id": product_id})).one_or_none()
+    if head is None:
+        return None
+    pk, updated_at, is_active, deleted_at, available, at = head
+    variants = await session.execute(_VARIANT_STOCKS, {"pk_": pk})
+    return StockRows(
+        pk=pk,
+        updated_at=updated_at,
+        public=bool(is_active) and deleted_at is None,
+        own=StockCell(available, at),
+        variants={variant_id: StockCell(n, when) for variant_id, n, when in variants},
     )
 
 
+async def set_stock_copy(
+    session: AsyncSession, pk: int, variant_id: str | None, *, available: int, at: datetime
+) -> None:
+    """The copy's figure of the product (`variant_id` None) or of its variant, and its time."""
+    params = {"pk_": pk, "available_": available, "at_": at}
+    if variant_id is None:
+        await session.execute(_SET_PRODUCT_STOCK, params)
+    else:
+        await session.execute(_SET_VARIANT_STOCK, params | {"variant_id_": variant_id})
+
+
 _PRODUCTS, _VARIANTS = cast(Table, Product.__table__), cast(Table, Variant.__table__)
-_STILL_PRODUCT = _still(_PRODUCTS, _PRODUCTS.c.id == bindparam("pk_"))
-_STILL_VARIANT = _still(
-    _VARIANTS, _VARIANTS.c.product_id == bindparam("pk_"), _VARIANTS.c.variant_id == bindparam("variant_id_")
+_STOCK_HEAD = (
+    select(
+        _PRODUCTS.c.id,
+        _PRODUCTS.c.updated_at,
+        _PRODUCTS.c.is_active,
+        _PRODUCTS.c.deleted_at,
+        _PRODUCTS.c.stock_available,
+        _PRODUCTS.c.stock_updated_at,
+    )
+    .where(_PRODUCTS.c.product_id == bindparam("product_id"))
+    .with_for_update()
+)
+_VARIANT_STOCKS = select(_VARIANTS.c.variant_id, _VARIANTS.c.stock_available, _VARIANTS.c.stock_updated_at).where(
+    _VARIANTS.c.product_id == bindparam("pk_")
+)
+_STOCK_VALUES: dict[str, Any] = {"stock_available": bindparam("available_"), "stock_updated_at": bindparam("at_")}
+_SET_PRODUCT_STOCK = update(_PRODUCTS).where(_PRODUCTS.c.id == bindparam("pk_")).values(_STOCK_VALUES)
+_SET_VARIANT_STOCK = (
+    update(_VARIANTS)
+    .where(_VARIANTS.c.product_id == bindparam("pk_"), _VARIANTS.c.variant_id == bindparam("variant_id_"))
+    .values(_STOCK_VALUES)
 )
 
 
 async def product(session: AsyncSession, product_id: str, *, for_update: bool = False) -> Product | None:
     return await session.scalar(_PRODUCT_FOR_UPDATE if for_update else _PRODUCT, {"product_id": product_id})
+
+
+async def product_as_stored(session: AsyncSession, product_id: str) -> Product | None:
+    """The product whole and locked, as the database has it now, even where this session holds
+    it already (a figure of the stock copy was written past the ORM in the same transaction)."""
+    return await session.scalar(_PRODUCT_AS_STORED, {"product_id": product_id})
 
 
 _PRODUCTS_OF_IDS = (

@@ -21,8 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from tienda.catalog import events, repository
-from tienda.catalog.models import Product, Variant
-from tienda.catalog.service import CatalogService, available, product_cache_key
+from tienda.catalog.repository import StockCell, StockRows
+from tienda.catalog.schemas import ProductRead
+from tienda.catalog.service import TOMBSTONE, CatalogService, product_cache_key
 from tienda.inventory import events as inventory_events
 from tienda.platform.db import UnitOfWork
 from tienda.platform.events import Consumer, Event
@@ -66,39 +67,59 @@ class StockCopy:
 
         The product row is locked first, as every product write does, so the product the
         cache and the event get is whole and the event's time follows the product's last change.
-        A figure the copy holds already (a change and its undoing, the second handled first; a
-        sale published before `availableChange` existed) only moves the copy's time on, without
-        reading the product."""
-        if await repository.stock_copy_still(
-            uow.session, figure.product_id, figure.variant_id, available=figure.available, at=figure.at
-        ):
+        Only the figures are read (`repository.stock_rows`), not the product whole: a figure the
+        copy holds already only moves the copy's time on, and a new one refreshes the cached
+        detail from the cached detail itself when that is of the product's current version."""
+        rows = await repository.stock_rows(uow.session, figure.product_id)
+        if rows is None:
             return False
-        product = await repository.product(uow.session, figure.product_id, for_update=True)
-        if product is None:
-            return False
-        holder: Product | Variant | None = product
-        if figure.variant_id is not None:
-            holder = next((v for v in product.variants if v.variant_id == figure.variant_id), None)
+        holder = rows.own if figure.variant_id is None else rows.variants.get(figure.variant_id)
         if holder is None:
             return False
-        if holder.stock_updated_at is not None and figure.at < holder.stock_updated_at:
+        if holder.at is not None and figure.at < holder.at:
             return False
-        could_buy = available(product) > 0
-        changed = holder.stock_available != figure.available
-        holder.stock_available = figure.available
-        holder.stock_updated_at = figure.at  # even unchanged: an older event must not win later
-        await uow.session.flush()
-        if not changed or not product.is_active or product.deleted_at is not None:
+        # Even unchanged, the copy takes the time: an older event must not win later.
+        await repository.set_stock_copy(
+            uow.session, rows.pk, figure.variant_id, available=figure.available, at=figure.at
+        )
+        changed = holder.available != figure.available
+        if not changed or not rows.public:
             return changed
-        read = await self.catalog._product_read(uow, product)
+        could_buy = _available(rows) > 0
+        cell = StockCell(figure.available, figure.at)
+        if figure.variant_id is None:
+            rows = rows._replace(own=cell)
+        else:
+            rows = rows._replace(variants=rows.variants | {figure.variant_id: cell})
+        read = await self._read(uow, figure.product_id, rows)
         body = read.model_dump_json(by_alias=True).encode()
-        uow.after_commit(lambda: self._refresh_cache(product.product_id, body))
+        uow.after_commit(lambda: self._refresh_cache(figure.product_id, body))
         if (read.stock > 0) != could_buy:
             # Never older than the product's last change, whatever the clocks of two hosts say.
-            at = max(self.catalog.clock.now(), product.updated_at)
-            payload = {"productId": product.product_id, "product": read.model_dump(mode="json", by_alias=True)}
+            at = max(self.catalog.clock.now(), rows.updated_at)
+            payload = {"productId": figure.product_id, "product": read.model_dump(mode="json", by_alias=True)}
             await uow.publish(events.PRODUCT_AVAILABILITY_CHANGED, payload, at=at)
         return True
+
+    async def _read(self, uow: UnitOfWork, product_id: str, rows: StockRows) -> ProductRead:
+        """The public detail with the copy's figures now (`rows`): the cached one with its
+        figures replaced, if it is of the product's version (`updatedAt`) and variants, as it
+        nearly always is; else the product read whole."""
+        try:
+            cached = await self.catalog.cache.get(product_cache_key(product_id))
+        except Exception as exc:  # the database has it all; the cache only saves reading it
+            log.warning("stock_cache_read_failed", product_id=product_id, error=repr(exc))
+            cached = None
+        if cached is not None and cached != TOMBSTONE:
+            read = ProductRead.model_validate_json(cached)
+            if read.updated_at == rows.updated_at and {v.variant_id for v in read.variants} == set(rows.variants):
+                variants = [
+                    v.model_copy(update={"stock": rows.variants[v.variant_id].available}) for v in read.variants
+                ]
+                return read.model_copy(update={"variants": variants, "stock": _available(rows)})
+        product = await repository.product_as_stored(uow.session, product_id)
+        assert product is not None  # locked by `stock_rows` in this transaction
+        return await self.catalog._product_read(uow, product)
 
     async def _refresh_cache(self, product_id: str, body: bytes) -> None:
         try:
@@ -141,3 +162,11 @@ def changes_available(event: Event) -> bool:
     where handling it would have left it (an event older than that one loses either way).
     Events without `availableChange` (published before it existed) are handled."""
     return event.payload.get("availableChange") != 0
+
+
+def _available(rows: StockRows) -> int:
+    """Units of the product one can buy: its variants' together, or its own without variants
+    (as `catalog.service.available` counts them on the model)."""
+    if rows.variants:
+        return sum(cell.available for cell in rows.variants.values())
+    return rows.own.available
