@@ -188,8 +188,9 @@ class NotificationService:
         """The notifications an event calls for, created in the consumer's unit of work and
         claimed for their first attempt there (not in a transaction of their own after it):
         `send_claimed` them once it has committed; if that never happens (the process stops),
-        the retry job takes them when the claim runs out. One made before for the same event
-        is not sent again from here. An event that names no known user makes none."""
+        the retry job takes them when the claim runs out. The unit of work is the consumer's,
+        which records the event as processed: a redelivery stops there, and the unique key of
+        a notification (its source, channel and address) refuses a second one in any case. An event that names no known user makes none."""
         try:
             parsed = parse_payload(kind, payload)
         except ValidationError as exc:
@@ -216,6 +217,7 @@ class NotificationService:
             channel=None,
             source=f"event:{event_id}",
             claim=True,
+            unseen=True,
         )
         return [_claimed(r) for r in made]
 
@@ -247,11 +249,13 @@ class NotificationService:
         channel: Channel | None,
         source: str,
         claim: bool = False,
+        unseen: bool = False,
     ) -> tuple[list[Notification], list[Notification]]:
         """One row per recipient and channel, PENDING and due now (`claim`: taken for its first
-        attempt, as `_claim` would); a row made before from the same source (a redelivered
-        event, a replayed request) is returned instead of a new one. The rows, and those of
-        them made now."""
+        attempt, as `_claim` would); a row made before from the same source (a replayed
+        request) is returned instead of a new one. The rows, and those of them made now.
+        `unseen`: the source cannot have made any yet (an event whose processed row this unit
+        of work writes: a redelivery fails there first), so none is looked for."""
         planned: dict[str, tuple[Recipient, Channel, str]] = {}
         for person in recipients:
             wanted = [channel] if channel else channels_for(kind, has_phone=bool(person.phone))
@@ -259,7 +263,7 @@ class NotificationService:
                 address = person.address(each)
                 if address:
                     planned.setdefault(dedup_key(source, each, address), (person, each, address))
-        existing = await repository.by_dedup_keys(uow.session, list(planned))
+        existing = {} if unseen else await repository.by_dedup_keys(uow.session, list(planned))
         now = self.clock.now()
         rows: list[Notification] = []
         made: list[Notification] = []
