@@ -171,7 +171,7 @@ def order_id_pattern(shop: Shop) -> re.Pattern[str]:
 async def stalled(shop: Shop, who: Buyer, *, coupon_code: str | None = None, reserve: bool = False) -> str:
     """An order stored CREATED at saga step PLACED from the buyer's cart, as if the process
     stopped right after storing it: nothing reserved, the cart untouched; with `reserve`, it
-    stopped one step later (RESERVED: the stock held, the cart still untouched). Its id."""
+    stopped right after the reservation (still PLACED: the stock held, the cart untouched). Its id."""
     flow = checkout(shop.platform)
     body = OrderCreate(shipping_address_id=who.address_id, payment_method="COD", coupon_code=coupon_code)
     cart = await flow.carts.cart_of(who.user_id)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.carts.support import line, product_for_sale
 from tests.conftest import Shop
@@ -105,6 +105,22 @@ class TestPaying:
         assert await stock(shop, shirt) == (4, 0, 4)
         assert [e["orderId"] for e in await shop.events("orders", "order.confirmed")] == [order["orderId"]]
         assert (await payment_row(shop, order["paymentId"]))["status"] == "CAPTURED"
+
+    async def test_a_payment_captured_before_the_order_moved_on_to_wait_confirms_it(self, shop: Shop) -> None:
+        """The payment is opened while the order is still PLACED: the gateway may report it paid
+        before the order is moved on to PAYMENT_PENDING (or the process stopped in between)."""
+        _, asha, shirt = await setup(shop)
+        order = await gateway_order(shop, asha, shirt)
+        async with shop.platform.db("orders").engine.begin() as conn:
+            await conn.execute(update(Order).where(Order.order_id == order["orderId"]).values(saga_step="PLACED"))
+
+        body, headers = signed_event(shop, await payment_row(shop, order["paymentId"]))
+        answer = await deliver(shop, body, headers)
+
+        assert answer.json()["outcome"] == "CAPTURED"
+        stored = await order_stored(shop, order["orderId"])
+        assert (stored["status"], stored["saga_step"], stored["payment_status"]) == ("CONFIRMED", "DONE", "CAPTURED")
+        assert await stock(shop, shirt) == (4, 0, 4)
 
     async def test_the_sandbox_page_approves(self, shop: Shop) -> None:
         _, asha, shirt = await setup(shop)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import update
+
 from tests.carts.support import line, simple_product
 from tests.conftest import Shop
 from tests.orders.conftest import ALL
@@ -22,6 +24,7 @@ from tests.orders.support import (
     world,
 )
 from tienda.orders.checkout import Checkout
+from tienda.orders.models import Order
 from tienda.orders.wiring import checkout
 
 NOW = timedelta(0)
@@ -32,7 +35,8 @@ pytestmark = ALL
 async def given_a_stalled_order(
     shop: Shop, *, reserve: bool = False, coupon: bool = False
 ) -> tuple[dict[str, str], dict[str, Any], Buyer, str]:
-    """2 mugs (5 in stock) in Asha's cart and an order of them stopped at PLACED (or RESERVED)."""
+    """2 mugs (5 in stock) in Asha's cart and an order of them stopped at PLACED (with `reserve`,
+    after holding them)."""
     _, admin = await shop.admin()
     mug = await simple_product(shop, admin, price=499, stock=5)
     if coupon:
@@ -124,10 +128,10 @@ class TestResumeFromPlaced:
         assert await stock(shop, mug) == (3, 0, 3)
 
 
-class TestResumeFromReserved:
-    async def test_the_held_units_are_sold_and_the_order_confirmed(self, shop: Shop) -> None:
+class TestResumeAfterTheReservation:
+    async def test_the_held_units_are_sold_once_and_the_order_confirmed(self, shop: Shop) -> None:
         _, mug, asha, order_id = await given_a_stalled_order(shop, reserve=True)
-        assert (await order_stored(shop, order_id))["saga_step"] == "RESERVED"
+        assert (await order_stored(shop, order_id))["saga_step"] == "PLACED"
         assert await stock(shop, mug) == (5, 2, 3)
 
         assert await worker(shop).resume(stalled_after=NOW) == 1
@@ -138,8 +142,21 @@ class TestResumeFromReserved:
         assert await cart_lines(shop, asha) == []
         assert len(await shop.events("orders", "order.confirmed")) == 1
 
+    async def test_an_order_an_earlier_version_left_reserved_is_confirmed(self, shop: Shop) -> None:
+        """Such versions wrote the hold down as a step of its own (RESERVED) before going on."""
+        _, mug, asha, order_id = await given_a_stalled_order(shop, reserve=True)
+        async with shop.platform.db("orders").engine.begin() as conn:
+            await conn.execute(update(Order).where(Order.order_id == order_id).values(saga_step="RESERVED"))
+
+        assert await worker(shop).resume(stalled_after=NOW) == 1
+
+        stored = await order_stored(shop, order_id)
+        assert (stored["status"], stored["saga_step"]) == ("CONFIRMED", "DONE")
+        assert await stock(shop, mug) == (3, 0, 3)
+        assert await cart_lines(shop, asha) == []
+
     async def test_finished_failed_and_cancelled_orders_are_left_alone(self, shop: Shop) -> None:
-        # given one order cancelled while RESERVED
+        # given one order cancelled after its units were held
         _, mug, asha, order_id = await given_a_stalled_order(shop, reserve=True)
         response = await shop.client.post(f"/api/v1/orders/{order_id}/cancel", headers=asha.auth)
         assert response.status_code == 200, response.text

@@ -1,15 +1,15 @@
 """The checkout saga of SEED.md 7.4 after the order is stored, step by step.
 
-    PLACED ──reserve──▶ RESERVED ──COD──────────────▶ SELL ──commit stock──▶ DONE   (CONFIRMED)
-                          │
-                          └──open payment──▶ PAYMENT_PENDING ──payment.captured──▶ CAPTURED
-                                                  │                                  │
-                               payment.failed /   │             commit stock ──▶ DONE (CONFIRMED)
-                               expired / cancel   ▼             stock gone ───▶ REFUND (FAILED)
-                                               RELEASE ──release stock, close payment──▶ DONE
+    PLACED ──reserve, take out of cart──┬──COD─────────▶ SELL ──commit stock──▶ DONE   (CONFIRMED)
+                                        │
+                                        └──open payment──▶ PAYMENT_PENDING ──payment.captured──▶ CAPTURED
+                                                             │                                      │
+                                          payment.failed /   │                  commit stock ──▶ DONE (CONFIRMED)
+                                          expired / cancel   ▼                  stock gone ───▶ REFUND (FAILED)
+                                                          RELEASE ──release stock, close payment──▶ DONE
 
     CONFIRMED/PACKED cancelled, or a capture for an order already FAILED/CANCELLED:
-                                                REFUND ──units back, payment refunded──▶ DONE
+                                                          REFUND ──units back, payment refunded──▶ DONE
 
 Each step is its own transaction in its own module, and idempotent by the order id; the
 order's `saga_step` says how far it got, so the worker (`resume`) carries on an order whose
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -45,6 +45,11 @@ log = get_logger("tienda.orders.saga")
 RESUMABLE = ("PLACED", "RESERVED", "CAPTURED", "SELL", "RELEASE", "REFUND")
 """Steps with work left that needs no one but us (PAYMENT_PENDING waits for the gateway)."""
 
+WAITING_FOR_PAYMENT = ("PLACED", "RESERVED", "PAYMENT_PENDING")
+"""Steps at which the gateway's word about the payment is taken: the payment is opened while
+the order is still PLACED (RESERVED, by an earlier version), and it can be paid before the
+order is moved on to PAYMENT_PENDING."""
+
 
 @dataclass
 class Saga:
@@ -68,14 +73,16 @@ class Saga:
                 assert order is not None
             step = order.saga_step
             moved: Order | None = None
-            if step == "PLACED":
-                moved = await self._reserve(order)
-            elif step == "RESERVED":
+            if step in ("PLACED", "RESERVED"):
+                # The reservation is not a step of its own: asked again for the order (after a
+                # restart), inventory answers with the same hold. RESERVED: stored so by an
+                # earlier version, which wrote the hold down before going on.
+                expires_at = await self._reserve(order) if step == "PLACED" else None
                 await self._take_out_of_cart(order)
                 if order.payment_method == "COD":
-                    moved = await self._confirm(order, at="RESERVED", payment_status="COD_PENDING", then="SELL")
+                    moved = await self._confirm(order, at=step, payment_status="COD_PENDING", then="SELL")
                 else:
-                    moved, gateway_down = await self._open_payment(order)
+                    moved, gateway_down = await self._open_payment(order, at=step, expires_at=expires_at)
             elif step == "CAPTURED":
                 try:
                     await self.inventory.commit(order_id)
@@ -120,14 +127,15 @@ class Saga:
 
     # -- steps ------------------------------------------------------------------------------
 
-    async def _reserve(self, order: Order) -> Order | None:
+    async def _reserve(self, order: Order) -> datetime:
+        """The order's units held (the same hold when asked again); when the hold ends. Short
+        of stock, the order FAILED and `OutOfStock`."""
         lines = [StockLine(i.product_id, i.variant_id, i.quantity) for i in order.items]
         try:
-            expires_at = await self.inventory.reserve(order.order_id, lines, ttl=self.reservation_ttl)
+            return await self.inventory.reserve(order.order_id, lines, ttl=self.reservation_ttl)
         except StockShort as short:
             await self._fail(order.order_id, "INSUFFICIENT_STOCK", step="DONE")
             raise OutOfStock(details=[ErrorDetail(field=s.field, message=s.message) for s in short.lines]) from short
-        return await self._move(order, "PLACED", saga_step="RESERVED", expires_at=expires_at)
 
     async def _move(self, order: Order, at: str, **values: Any) -> Order | None:
         """The order's row from saga step `at` on to `values`, in one guarded statement (no
@@ -145,9 +153,10 @@ class Saga:
             order.user_id, [CartLine(i.product_id, i.variant_id, i.quantity) for i in order.items]
         )
 
-    async def _open_payment(self, order: Order) -> tuple[Order | None, bool]:
-        """The order's payment at the gateway, and whether the gateway could not open it (the
-        order then FAILED and its units go back)."""
+    async def _open_payment(self, order: Order, *, at: str, expires_at: datetime | None) -> tuple[Order | None, bool]:
+        """The order's payment at the gateway, the order moved on from saga step `at` to wait
+        for it until `expires_at` (the hold's end; None: as stored), and whether the gateway
+        could not open it (the order then FAILED and its units go back)."""
         try:
             payment = await self.payments.initiate(
                 order_id=order.order_id,
@@ -159,12 +168,14 @@ class Saga:
         except PaymentDeclined:
             await self._fail(order.order_id, "PAYMENT_GATEWAY_ERROR", step="RELEASE", payment_status="FAILED")
             return None, True
+        waiting = {"expires_at": expires_at} if expires_at is not None else {}
         moved = await self._move(
             order,
-            "RESERVED",
+            at,
             payment_id=payment.payment_id,
             payment_url=payment.payment_url,
             saga_step="PAYMENT_PENDING",
+            **waiting,
         )
         return moved, False
 
@@ -287,7 +298,7 @@ class Saga:
         row = await repository.order(uow.session, event.payload["orderId"], for_update=True)
         if row is None or row.payment_method == "COD":
             return
-        if row.status == OrderStatus.CREATED and row.saga_step in ("RESERVED", "PAYMENT_PENDING"):
+        if row.status == OrderStatus.CREATED and row.saga_step in WAITING_FOR_PAYMENT:
             row.saga_step = "CAPTURED"
         elif row.status in (OrderStatus.FAILED, OrderStatus.CANCELLED) and row.payment_status != "REFUNDED":
             row.saga_step = "REFUND"  # paid after the order gave up waiting: the money goes back
@@ -299,7 +310,7 @@ class Saga:
 
     async def on_failed(self, event: Event, uow: UnitOfWork) -> None:
         row = await repository.order(uow.session, event.payload["orderId"], for_update=True)
-        if row is None or row.status != OrderStatus.CREATED or row.saga_step not in ("RESERVED", "PAYMENT_PENDING"):
+        if row is None or row.status != OrderStatus.CREATED or row.saga_step not in WAITING_FOR_PAYMENT:
             return
         reason = "PAYMENT_EXPIRED" if event.payload.get("reason") == "EXPIRED" else "PAYMENT_DECLINED"
         if await self._failed(uow, row, reason, step="RELEASE", payment_status="FAILED"):
