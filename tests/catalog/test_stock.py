@@ -64,6 +64,22 @@ async def _handled(shop: Shop, event: Event) -> bool:
     return int(found) == 1
 
 
+async def _a_sale(shop: Shop) -> tuple[str, Event]:
+    """A product without variants, 4 in stock; one unit reserved (its event handled) a second
+    later, and sold a second after that: the product's id and the sale's event, held back."""
+    auth = await admin(shop)
+    product = await published_product(shop, auth, variants=[])
+    product_id = product["productId"]
+    await adjust(shop, auth, product_id, 4)
+    shop.clock.advance(seconds=1)
+    await reserve(shop, auth, "ord_20261125_0003", line(product_id, 1))
+    await shop.relay()
+    shop.clock.advance(seconds=1)
+    await post(shop, auth, "commit", {"orderId": "ord_20261125_0003"})
+    [sold] = await held_back(shop)
+    return product_id, sold
+
+
 async def held_back(shop: Shop) -> list[Event]:
     """Inventory's undelivered events, oldest first, marked delivered so the relay leaves them
     to the test, which hands them to the bus in the order it wants."""
@@ -252,17 +268,8 @@ class TestEventsLateOrTwice:
         """Committing a reservation moves units from reserved to sold: available stays, and
         its event (`availableChange` 0) is not even handled; the copy keeps the reservation's
         figure and time, and no processed row is written for it."""
-        auth = await admin(shop)
-        product = await published_product(shop, auth, variants=[])
-        product_id = product["productId"]
-        await adjust(shop, auth, product_id, 4)
-        shop.clock.advance(seconds=1)
-        await reserve(shop, auth, "ord_20261125_0003", line(product_id, 1))
-        await shop.relay()
+        product_id, sold = await _a_sale(shop)
         before = await stored_product_copy(shop, product_id)
-        shop.clock.advance(seconds=1)
-        await post(shop, auth, "commit", {"orderId": "ord_20261125_0003"})
-        [sold] = await held_back(shop)
         assert (sold.payload["available"], sold.payload["availableChange"]) == (3, 0)
 
         await shop.platform.bus.publish(sold)
@@ -276,16 +283,7 @@ class TestEventsLateOrTwice:
     async def test_a_figure_the_copy_holds_moves_its_time_on(self, shop: Shop) -> None:
         """An event that brings the figure the copy has (here a sale as published before
         `availableChange` existed) only moves the copy's time on."""
-        auth = await admin(shop)
-        product = await published_product(shop, auth, variants=[])
-        product_id = product["productId"]
-        await adjust(shop, auth, product_id, 4)
-        shop.clock.advance(seconds=1)
-        await reserve(shop, auth, "ord_20261125_0003", line(product_id, 1))
-        await shop.relay()
-        shop.clock.advance(seconds=1)
-        await post(shop, auth, "commit", {"orderId": "ord_20261125_0003"})
-        [sold] = await held_back(shop)
+        product_id, sold = await _a_sale(shop)
         del sold.payload["availableChange"]
 
         await shop.platform.bus.publish(sold)

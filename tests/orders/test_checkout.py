@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.carts.support import line, product_for_sale, simple_product
@@ -20,6 +21,7 @@ from tests.orders.support import (
     OFFICE,
     ORDER_FIELDS,
     ORDERS,
+    Buyer,
     add_address,
     assert_error,
     buyer,
@@ -695,13 +697,19 @@ class TestRefusedInput:
 
 
 class TestIdempotencyKey:
-    async def test_the_same_key_and_body_answer_the_same_order(self, shop: Shop) -> None:
+    @staticmethod
+    async def placed_with_a_key(shop: Shop) -> tuple[Buyer, dict[str, Any], httpx.Response]:
+        """Asha's order of one shirt (5 in stock) placed with key `checkout-1`, and its answer."""
         _, admin = await shop.admin()
         shirt = await shirt_for_sale(shop, admin, stock=5)
         asha = await buyer(shop)
         await fill(shop, asha, line(shirt, 1))
         first = await place(shop, asha, key="checkout-1")
         assert first.status_code == 201, first.text
+        return asha, shirt, first
+
+    async def test_the_same_key_and_body_answer_the_same_order(self, shop: Shop) -> None:
+        asha, shirt, first = await self.placed_with_a_key(shop)
         # the buyer fills the cart again: a retry must not order it
         await fill(shop, asha, line(shirt, 2))
         before = await world(shop, asha, shirt)
@@ -715,12 +723,7 @@ class TestIdempotencyKey:
         assert await stock(shop, shirt) == (9, 0, 9)
 
     async def test_a_retry_after_the_order_emptied_the_cart_answers_the_same_order(self, shop: Shop) -> None:
-        _, admin = await shop.admin()
-        shirt = await shirt_for_sale(shop, admin, stock=5)
-        asha = await buyer(shop)
-        await fill(shop, asha, line(shirt, 1))
-        first = await place(shop, asha, key="checkout-1")
-        assert first.status_code == 201, first.text
+        asha, shirt, first = await self.placed_with_a_key(shop)
         before = await world(shop, asha, shirt)
         assert before["cart"] == []
 
