@@ -557,10 +557,12 @@ class CatalogService:
 
 
 def available(product: Product) -> int:
-    """Units of the product one can buy: its variants' together, or its own without variants."""
-    if product.variants:
-        return sum(v.stock_available for v in product.variants)
-    return product.stock_available
+    return buyable(product.stock_available, [v.stock_available for v in product.variants])
+
+
+def buyable(own: int, variants: list[int]) -> int:
+    """Units of a product one can buy: its variants' together, or its own without variants."""
+    return sum(variants) if variants else own
 
 
 def product_cache_key(product_id: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from tienda.catalog import events, repository
 from tienda.catalog.repository import StockCell, StockRows
 from tienda.catalog.schemas import ProductRead
-from tienda.catalog.service import TOMBSTONE, CatalogService, product_cache_key
+from tienda.catalog.service import TOMBSTONE, CatalogService, buyable, product_cache_key
 from tienda.inventory import events as inventory_events
 from tienda.platform.db import UnitOfWork
 from tienda.platform.events import Consumer, Event
@@ -165,8 +165,4 @@ def changes_available(event: Event) -> bool:
 
 
 def _available(rows: StockRows) -> int:
-    """Units of the product one can buy: its variants' together, or its own without variants
-    (as `catalog.service.available` counts them on the model)."""
-    if rows.variants:
-        return sum(cell.available for cell in rows.variants.values())
-    return rows.own.available
+    return buyable(rows.own.available, [cell.available for cell in rows.variants.values()])
