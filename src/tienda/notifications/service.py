@@ -190,7 +190,8 @@ class NotificationService:
         `send_claimed` them once it has committed; if that never happens (the process stops),
         the retry job takes them when the claim runs out. The unit of work is the consumer's,
         which records the event as processed: a redelivery stops there, and the unique key of
-        a notification (its source, channel and address) refuses a second one in any case. An event that names no known user makes none."""
+        a notification (its source, channel and address) refuses a second one in any case.
+        An event that names no known user makes none."""
         try:
             parsed = parse_payload(kind, payload)
         except ValidationError as exc:
