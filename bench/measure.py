@@ -112,6 +112,11 @@ def _tree(root: int, processes: Mapping[int, tuple[str, int, float]]) -> list[in
     return found
 
 
+def process_tree(root: int) -> list[int]:
+    """A process and its descendants, as they are now."""
+    return _tree(root, _processes())
+
+
 def _machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot (/proc/stat: all but idle and iowait)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]

@@ -26,7 +26,8 @@ from typing import Any
 from redis import Redis
 
 from bench import ceilings, data, flows, results, scenarios, split, wrk
-from bench.measure import CpuWatch, Measurement, machine_busy_pct, tree_busy_pct
+from bench import profile as py_spy
+from bench.measure import CpuWatch, Measurement, machine_busy_pct, process_tree, tree_busy_pct
 from bench.results import NO_SERVER, Row
 from bench.scenario import LoadContext, Scenario, Target
 from bench.servers import BIN, SERVERS, Server, ServerFailed, app_command, app_env, free_port, hello_command
@@ -60,6 +61,8 @@ class Config:
     postgres_url: str
     redis_url: str
     broker_url: str
+    profile: Path | None = None
+    """Sample the shop's processes with py-spy during each scenario row (bench/profile.py)."""
 
     def concurrencies(self, scenario: Scenario) -> tuple[int, ...]:
         return scenario.concurrencies[:1] if self.quick else scenario.concurrencies
@@ -81,6 +84,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="wrk threads (1 is fastest on 2 cores)")
     p.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
     p.add_argument("--wait-quiet", type=float, default=0, metavar="S", help="wait up to S s for an idle machine")
+    p.add_argument("--profile", type=Path, metavar="DIR", help="py-spy every scenario row into DIR (profile.py)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"), help="print B/A ratios and exit")
     env = os.environ.get
     p.add_argument(
@@ -107,6 +111,7 @@ def config_of(args: argparse.Namespace) -> Config:
         postgres_url=args.postgres_url,
         redis_url=args.redis_url,
         broker_url=args.broker_url,
+        profile=args.profile,
     )
 
 
@@ -253,7 +258,7 @@ def _scenario(cfg: Config, shop: Server, worker: Server, scenario: Scenario, tar
         # Each row is measured beside the events of its own load only, not the backlog that the
         # warm-up (at the highest concurrency) or the row before left to the worker.
         _settle(worker, f"{scenario.name} at c={rows[-1].concurrency}" if rows else f"the warm-up of {scenario.name}")
-        m, cpu = _measure(shop, worker, load, c, cfg.duration)
+        m, cpu = _measure(shop, worker, load, c, cfg.duration, profile=_profiling(cfg, scenario, c, target.server))
         row = Row.of(scenario.name, target.server, c, scenario.tool, m, ceiling=scenario.ceiling, cpu=cpu)
         rows.append(_logged(row))
     if scenario.check is not None:
@@ -290,12 +295,34 @@ def _loader(cfg: Config, base_url: str, scenario: Scenario, data_rows: Sequence[
     return lambda c, seconds: flows.run(base_url, flow, data_rows, concurrency=c, duration=seconds)
 
 
+def _profiling(cfg: Config, scenario: Scenario, concurrency: int, server: str) -> tuple[Path, str] | None:
+    return None if cfg.profile is None else (cfg.profile, f"{scenario.name}-{server}-c{concurrency}")
+
+
 def _measure(
-    server: Server, worker: Server | None, load: Load, concurrency: int, seconds: float
+    server: Server,
+    worker: Server | None,
+    load: Load,
+    concurrency: int,
+    seconds: float,
+    *,
+    profile: tuple[Path, str] | None = None,
 ) -> tuple[Measurement, dict[str, Any]]:
-    """The load's measurement and who used the CPU meanwhile (see CpuWatch)."""
+    """The load's measurement and who used the CPU meanwhile (see CpuWatch); with `profile`
+    (directory, label), py-spy samples the server's and the worker's processes meanwhile."""
     watch = CpuWatch(server.pid, worker_root=None if worker is None else worker.pid)
+    if profile is None or server.pid is None:
+        return load(concurrency, seconds), watch.stop()
+    directory, label = profile
+    roles = [("server", pid) for pid in process_tree(server.pid)]
+    roles += [] if worker is None or worker.pid is None else [("worker", pid) for pid in process_tree(worker.pid)]
+    recording = py_spy.record(directory, label, roles, seconds)
     m = load(concurrency, seconds)
+    recording.wait()
+    for role in ("server", "worker"):
+        summary = py_spy.summary([f for f in recording.files if f"-{role}-" in f.name])
+        (directory / f"{label}-{role}.summary.txt").write_text(summary + "\n")
+        say(f"  profile of the {role} during {label}:\n" + "\n".join(summary.splitlines()[:40]))
     return m, watch.stop()
 
 
