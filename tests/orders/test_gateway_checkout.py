@@ -299,6 +299,63 @@ class TestCaptureOnPostgreSQL:
         )
         assert (await payment_row(shop, order["paymentId"]))["status"] == "CAPTURED"
 
+    async def test_the_order_takes_a_capture_in_one_statement_with_its_processed_row(self, shop: Shop) -> None:
+        _, asha, shirt = await setup(shop)
+        order = await gateway_order(shop, asha, shirt)
+        payment = await payment_row(shop, order["paymentId"])
+        body, headers = signed_event(shop, payment, event_id="evt_order_once")
+
+        async with _statements_run([shop.platform.db("orders")]) as taken:
+            response = await deliver(shop, body, headers)
+            await shop.relay()
+            run = await taken()
+
+        assert response.json()["outcome"] == "CAPTURED"
+        # (the relay's own statements on the outbox aside) the capture, then the confirmation
+        on_orders = [x for x in run if re.search(r"\b(orders|order_items|orders_processed_events)\b", x)]
+        assert [statement.split()[0] for statement in on_orders] == ["WITH", "WITH"], on_orders
+        assert "orders_processed_events" in on_orders[0]
+        assert "orders_outbox_events" in on_orders[1]
+        confirmed = await order_of(shop, asha, order["orderId"])
+        assert (confirmed["status"], confirmed["paymentStatus"], confirmed["paymentId"]) == (
+            "CONFIRMED",
+            "CAPTURED",
+            order["paymentId"],
+        )
+        assert await stock(shop, shirt) == (4, 0, 4)
+        [captured] = await shop.events("payments", "payment.captured")
+        recorded = await shop.scalar(
+            "orders", "SELECT count(*) FROM orders_processed_events WHERE consumer = 'orders.payment_captured'"
+        )
+        assert recorded == 1
+        [confirmation] = await shop.events("orders", "order.confirmed")
+        assert [(i["productId"], i["quantity"], i["unitPrice"]) for i in confirmation["items"]] == [
+            (shirt["productId"], 1, "499.00")
+        ]
+        assert captured["orderId"] == order["orderId"]
+
+    async def test_a_capture_delivered_again_changes_nothing(self, shop: Shop) -> None:
+        _, asha, shirt = await setup(shop)
+        order = await gateway_order(shop, asha, shirt)
+        payment = await payment_row(shop, order["paymentId"])
+        await deliver(shop, *signed_event(shop, payment))
+        await shop.relay()
+        [captured] = await shop.events("payments", "payment.captured")
+        event_id = await shop.scalar(
+            "payments", "SELECT event_id FROM payments_outbox_events WHERE type = 'payment.captured'"
+        )
+        event = Event(
+            id=event_id, type="payment.captured", source="payments", occurred_at=shop.clock.now(), payload=captured
+        )
+        [subscription] = [s for s in shop.platform.subscriptions if s.consumer.name == "orders.payment_captured"]
+
+        assert not await subscription.deliver(event)
+        assert await subscription.deliver_many([event, event]) == 0
+
+        assert (await order_of(shop, asha, order["orderId"]))["status"] == "CONFIRMED"
+        assert await stock(shop, shirt) == (4, 0, 4)
+        assert len(await shop.events("orders", "order.confirmed")) == 1
+
 
 class TestExpiry:
     async def test_an_unpaid_order_fails_at_its_expiry_and_a_late_payment_is_refunded(self, shop: Shop) -> None:

@@ -176,6 +176,7 @@ def _committed_consumer(
     fails_on: set[str] | None = None,
     supersedes: bool = False,
     wants: Callable[[Event], bool] | None = None,
+    at_once: Callable[[Event], Awaitable[bool]] | None = None,
 ) -> Consumer:
     """Records an event once the unit of work that handled it committed (a handler's own list
     would also count the work of a batch that rolled back)."""
@@ -192,6 +193,7 @@ def _committed_consumer(
         handler=handle,
         supersedes=(lambda event: event.payload["item"]) if supersedes else None,
         wants=wants,
+        at_once=at_once,
     )
 
 
@@ -253,6 +255,30 @@ class TestBatchDelivery:
         assert committed == [news.id]
         assert await _processed(shop, "test.wants") == 1
         assert not await sub.deliver(news)  # the one it wanted is recorded as any other
+
+    async def test_events_handled_at_once_skip_the_unit_of_work_and_the_others_take_it(self, shop: Shop) -> None:
+        committed: list[str] = []
+        at_once: list[str] = []
+
+        async def quick(event: Event) -> bool:  # the common case, in a statement of its own
+            if event.payload.get("common") is not True:
+                return False
+            at_once.append(event.id)
+            return True
+
+        sub = Subscription(_committed_consumer("test.at_once", committed, at_once=quick), shop.platform.db("users"))
+        common, odd, other_common, odd_too = (_event({"common": c}) for c in (True, False, True, False))
+
+        assert await sub.deliver(common)
+        assert await sub.deliver_many([odd, other_common, odd_too]) == 3
+
+        assert at_once == [common.id, other_common.id]
+        assert committed == [odd.id, odd_too.id]
+        # what the unit of work handled is recorded there; the rest is the consumer's own statement's
+        assert await _processed(shop, "test.at_once") == 2
+        assert not await sub.deliver(odd)
+        assert await sub.deliver_many([odd, odd_too]) == 0
+        assert committed == [odd.id, odd_too.id]
 
     async def test_a_failing_handler_records_nothing_of_its_batch(self, shop: Shop) -> None:
         committed: list[str] = []

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, Text, Update, bindparam, func, insert, select, update
+from sqlalchemy import Select, Table, Text, Update, any_, bindparam, func, insert, select, update
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -238,6 +238,79 @@ def _place() -> Select[tuple[int]]:
     )
     published = insert(outbox).values({outbox.c[name]: bindparam(f"e_{name}") for name in OUTBOX_ROW_COLUMNS})
     return select(order.c.id).add_cte(lines.cte("i"), published.cte("e"))
+
+
+# -- a payment's capture in one statement ------------------------------------------------
+
+
+async def capture(
+    db: Database, order_id: str, *, payment_id: str, steps: tuple[str, ...], now: datetime, processed: dict[str, Any]
+) -> Order | None:
+    """A gateway's capture of an order still CREATED and waiting for it at one of `steps`
+    (not COD): the order moved to saga step CAPTURED, paid by `payment_id`, and the event's
+    processed row (`processed`: the parameters of `OutboxTables.add_processed_for_each`), in
+    one statement that commits as it runs (`Database.multi_table_statements`). The order as
+    the saga's next steps need it (its key, people, state, total and lines: not its addresses,
+    amounts but the total, or times), or None when it was not waiting, with nothing written.
+    An event recorded before fails the statement (IntegrityError), with nothing written."""
+    params = {"order_id": order_id, "payment_id": payment_id, "steps": list(steps), "now": now} | processed
+    rows = await db.rows(_capture(), params)
+    if not rows:
+        return None
+    head = dict(zip(_CAPTURED_ORDER, rows[0][: len(_CAPTURED_ORDER)], strict=True))
+    lines = [dict(zip(_CAPTURED_ITEM, row[len(_CAPTURED_ORDER) :], strict=True)) for row in rows]
+    return Order(**head, items=[OrderItem(**line) for line in lines if line["id"] is not None])
+
+
+_CAPTURED_ORDER = (
+    "id",
+    "order_id",
+    "user_id",
+    "status",
+    "payment_status",
+    "payment_method",
+    "payment_id",
+    "payment_url",
+    "currency",
+    "total_amount",
+    "refunded_amount",
+    "tracking_number",
+    "failure_reason",
+    "saga_step",
+)
+_CAPTURED_ITEM = ("id", "product_id", "variant_id", "sku", "name", "quantity", "unit_price")
+
+
+@cache
+def _capture() -> Select[Any]:
+    orders = cast(Table, Order.__table__)
+    items = cast(Table, OrderItem.__table__)
+    moved = (
+        update(orders)
+        .where(
+            orders.c.order_id == bindparam("order_id"),
+            orders.c.status == "CREATED",
+            orders.c.saga_step == any_(bindparam("steps", type_=postgresql.ARRAY(orders.c.saga_step.type))),
+            orders.c.payment_method != "COD",
+        )
+        .values(
+            saga_step="CAPTURED",
+            payment_id=bindparam("payment_id"),
+            payment_status="CAPTURED",
+            payment_url=None,
+            updated_at=bindparam("now", type_=orders.c.updated_at.type),
+        )
+        .returning(*(orders.c[name] for name in _CAPTURED_ORDER))
+        .cte("m")
+    )
+    recorded = OUTBOX.add_processed_for_each(moved).cte("p")
+    lines = [items.c[name] for name in _CAPTURED_ITEM]
+    return (
+        select(*moved.c, *lines)
+        .select_from(moved.outerjoin(items, items.c.order_id == moved.c.id))
+        .order_by(items.c.id)
+        .add_cte(recorded)
+    )
 
 
 @cache

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from tienda.carts.client import CartLine, CartsClient
 from tienda.inventory.client import InventoryClient, StockGone, StockLine, StockShort
@@ -44,6 +46,8 @@ log = get_logger("tienda.orders.saga")
 
 RESUMABLE = ("PLACED", "RESERVED", "CAPTURED", "SELL", "RELEASE", "REFUND")
 """Steps with work left that needs no one but us (PAYMENT_PENDING waits for the gateway)."""
+
+CAPTURED_CONSUMER = "orders.payment_captured"
 
 WAITING_FOR_PAYMENT = ("PLACED", "RESERVED", "PAYMENT_PENDING")
 """Steps at which the gateway's word about the payment is taken: the payment is opened while
@@ -288,11 +292,34 @@ class Saga:
     # -- what payments tells us -----------------------------------------------------------
 
     def consumers(self) -> list[Consumer]:
+        at_once = self.captured_at_once if self.db.multi_table_statements else None
         return [
-            Consumer("orders.payment_captured", "orders", (PAYMENT_CAPTURED,), self.on_captured),
+            Consumer(CAPTURED_CONSUMER, "orders", (PAYMENT_CAPTURED,), self.on_captured, at_once=at_once),
             Consumer("orders.payment_failed", "orders", (PAYMENT_FAILED,), self.on_failed),
             Consumer("orders.payment_refunded", "orders", (PAYMENT_REFUNDED,), self.on_refunded),
         ]
+
+    async def captured_at_once(self, event: Event) -> bool:
+        """`on_captured` of an order waiting for its payment, in one statement with the event's
+        processed row (PostgreSQL): no lock held across round trips, no transaction, no ORM
+        read of the order. False for anything else (a COD order, one that gave up waiting, a
+        duplicate): nothing was written, and `on_captured` decides in a unit of work."""
+        processed = {"p_consumer": CAPTURED_CONSUMER, "p_event_id": event.id, "p_processed_at": datetime.now(UTC)}
+        try:
+            order = await repository.capture(
+                self.db,
+                event.payload["orderId"],
+                payment_id=event.payload["paymentId"],
+                steps=WAITING_FOR_PAYMENT,
+                now=self.clock.now(),
+                processed=processed,
+            )
+        except IntegrityError:  # recorded already: the unit of work tells the duplicate
+            return False
+        if order is None:
+            return False
+        await self._carry_on(order.order_id, order)
+        return True
 
     async def on_captured(self, event: Event, uow: UnitOfWork) -> None:
         row = await repository.order(uow.session, event.payload["orderId"], for_update=True)

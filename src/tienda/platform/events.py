@@ -108,6 +108,15 @@ class OutboxTables:
         """Insert processed rows; parameters: `consumer`, `event_id`, `processed_at` (a list for several)."""
         return self.processed.insert()
 
+    def add_processed_for_each(self, rows: FromClause) -> Insert:
+        """Insert the processed row of one event (parameters `p_consumer`, `p_event_id`,
+        `p_processed_at`) for each row of `rows`: in one statement with a CTE that wrote
+        something, the event is recorded only if it did (and a duplicate fails the statement)."""
+        columns = self.processed.c
+        names = ("consumer", "event_id", "processed_at")
+        row = select(*(bindparam(f"p_{name}", type_=columns[name].type) for name in names))
+        return self.processed.insert().from_select(list(names), row.select_from(rows))
+
     @cached_property
     def seen(self) -> Select[str]:
         """Which of the event ids `ids` the consumer `consumer` has handled."""
@@ -239,6 +248,11 @@ class Consumer:
     """For a consumer that some events of its types can tell nothing new (a sale leaves a stock
     row's available as it was): whether this one needs handling. The others are acknowledged
     without a unit of work, a processed row or a round trip to the database."""
+    at_once: Callable[[Event], Awaitable[bool]] | None = None
+    """For a consumer that can handle the common case of an event in one statement of its own,
+    which records the event as processed in the same statement and commits as it runs: tried
+    first, before any unit of work. False: it did not apply (a duplicate among them: the
+    statement must then write nothing), and the event goes through the unit of work as usual."""
 
 
 @dataclass
@@ -251,6 +265,8 @@ class Subscription:
         the consumer does not want)."""
         if self.consumer.wants is not None and not self.consumer.wants(event):
             return False
+        if self.consumer.at_once is not None and await self.consumer.at_once(event):
+            return True
         async with self.db.uow() as uow:
             # The row first: a duplicate fails here, before any work (and a concurrent delivery
             # of the same event waits on the key until the first one commits or rolls back).
@@ -272,16 +288,26 @@ class Subscription:
         """Several events in one unit of work: one read of which were handled already, one
         insert of their processed rows, each new one's handler (the latest only, of events
         one `supersedes` another), one commit; what an event costs beyond its handler is
-        shared. Returns how many were new. Raises if any handler or the commit fails (a
+        shared (each one the consumer handles `at_once` goes first, on its own). Returns how
+        many were new. Raises if any handler or the commit fails (a
         concurrent delivery of one of them included): nothing is then recorded, and the
         caller delivers them one by one, so that a bad event is retried alone."""
-        wants = self.consumer.wants
+        wants, at_once = self.consumer.wants, self.consumer.at_once
         if wants is not None:
             events = [event for event in events if wants(event)]
+        handled = 0
+        if at_once is not None:
+            left = []
+            for event in events:
+                if await at_once(event):
+                    handled += 1
+                else:
+                    left.append(event)
+            events = left
         if not events:
-            return 0
+            return handled
         if len(events) == 1:
-            return int(await self.deliver(events[0]))
+            return handled + int(await self.deliver(events[0]))
         tables = self.db.outbox
         name = self.consumer.name
         async with self.db.uow() as uow:
@@ -297,7 +323,7 @@ class Subscription:
             for event in _latest(fresh, self.consumer.supersedes):
                 await self.consumer.handler(event, uow)
             await uow.commit()
-        return len(fresh)
+        return handled + len(fresh)
 
 
 @cache
