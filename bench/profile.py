@@ -79,7 +79,7 @@ def _stacks(files: Sequence[Path]) -> Counter[tuple[str, ...]]:
             if not stack or not count.isdigit():
                 continue
             frames = tuple(stack.split(";"))
-            if IDLE.search(frames[-1]):
+            if IDLE.search(frames[-1]) or "resource_tracker" in frames[-1]:
                 continue
             stacks[frames] += int(count)
     return stacks
