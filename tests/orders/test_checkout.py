@@ -39,6 +39,7 @@ from tests.orders.support import (
     stock,
     world,
 )
+from tests.platform.test_outbox import _statements_run
 
 D = Decimal
 
@@ -411,6 +412,24 @@ class TestTaxOverrides:
             0.0,
             1428.72,
         )
+
+    async def test_without_per_category_rates_the_category_tree_is_not_read(self, shop: Shop) -> None:
+        # given a shop with no per-category rates, a book in a category that was just written
+        # (its cached list of categories starts a new generation: the next read goes to the table)
+        _, admin = await shop.admin()
+        response = await shop.client.post("/api/v1/categories", json={"name": "Books"}, headers=admin)
+        assert response.status_code == 201, response.text
+        atlas = await simple_product(shop, admin, name="Atlas", price=300, categoryId=response.json()["categoryId"])
+        asha = await buyer(shop)
+        await fill(shop, asha, line(atlas, 1))
+
+        async with _statements_run([shop.platform.db("catalog")]) as taken:
+            order = await placed(shop, asha)
+            run = await taken()
+
+        # then the order is taxed at the default rate without a look at the categories
+        assert [(i["name"], i["taxRate"]) for i in order["items"]] == [("Atlas", 0.18)]
+        assert not [statement for statement in run if "categories" in statement], run
 
 
 class TestCartLeavesAndStockIsSold:

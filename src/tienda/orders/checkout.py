@@ -149,7 +149,8 @@ class Checkout:
     async def _priced_lines(self, lines: list[CartLine]) -> list[PricedLine]:
         """Today's price and tax rate of every line; refuses the lot if one cannot be bought."""
         products = await self.catalog.products([line.product_id for line in lines])
-        paths = _category_paths(await self.catalog.categories())
+        # The category tree only matters to per-category rates: without any, it is not asked for.
+        paths = _category_paths(await self.catalog.categories()) if self.tax_rates else {}
         priced, wrong = [], []
         for line in lines:
             product = products.get(line.product_id)
