@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import event, func, select
 
 from tests.conftest import Shop
-from tests.platform.test_http_clients import until
 from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.events import Consumer, Event, InProcessBus, OutboxRelay, Subscription
 
@@ -29,12 +28,6 @@ def _consumer(name: str, seen: list[str], *, fail_times: int = 0) -> Consumer:
         seen.append(event.id)
 
     return Consumer(name=name, module="users", event_types=("user.registered",), handler=handle)
-
-
-async def _publish(db: Database, n: int) -> None:
-    async with db.uow() as uow:
-        await uow.publish("user.registered", {"n": n})
-        await uow.commit()
 
 
 async def _outbox_rows(shop: Shop) -> list[dict[str, object]]:
@@ -145,32 +138,6 @@ class TestInProcessRelay:
             async with db.engine.connect() as conn:
                 waiting = await conn.scalar(select(func.count()).where(table.c.published_at.is_(None)))
             assert waiting == 0
-
-    async def test_events_that_keep_coming_are_relayed_in_fewer_rounds(self, shop: Shop) -> None:
-        """After a round that relayed something, the next one waits `linger`: the events
-        committed meanwhile go in one claim, not in one round each."""
-        seen: list[str] = []
-        users = shop.platform.db("users")
-        relay = OutboxRelay([users], InProcessBus([Subscription(_consumer("test.linger", seen), users)]))
-        relay.linger = 1.0
-        users.sink = relay
-        task = asyncio.create_task(relay.run_forever())
-        try:
-            async with _statements_run([users]) as taken:
-                await _publish(users, 0)
-                await until(lambda: len(seen) == 1)
-                for n in range(1, 4):  # each commit wakes the relay, which is lingering
-                    await _publish(users, n)
-                await until(lambda: len(seen) == 4)
-                run = await taken()
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            users.sink = None
-
-        claims = [s for s in run if s.startswith("UPDATE users_outbox_events SET lease_until")]
-        assert len(claims) == 2, claims
 
     async def test_a_failing_consumer_keeps_the_event_for_a_retry(self, shop: Shop) -> None:
         seen: list[str] = []

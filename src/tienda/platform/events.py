@@ -389,11 +389,6 @@ class OutboxRelay:
     bus: EventBus
     poll_interval: float = 0.2
     batch_size: int = 100
-    linger: float = 0.01
-    """After a round that relayed some events but less than a batch, how long the next one
-    waits: under load events keep coming, and every round costs its statements whatever it
-    carries (the probe, then a claim and a mark per outbox with events). Waiting gathers them
-    into fewer rounds, for at most this much more delay per event."""
     lease: timedelta = timedelta(seconds=30)
     retry_backoff: timedelta = timedelta(seconds=1)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -506,8 +501,6 @@ class OutboxRelay:
                 log.error("relay_error", error=repr(exc))
                 sent = 0
             if sent:
-                if sent < self.batch_size:
-                    await asyncio.sleep(self.linger)
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
