@@ -109,3 +109,36 @@ class TestRabbitMQ:
         finally:
             await listener.close()
             await publisher.close()
+
+    async def test_a_batch_is_sent_at_once_and_arrives_in_order_with_each_outcome(self, shop: Shop) -> None:
+        url = backends.url_of("amqp")
+        prefix = f"tienda-test-{uuid.uuid4().hex[:8]}"
+        db = shop.platform.db("users")
+        events = [_event({"n": n}) for n in range(40)]
+        unroutable = Event(
+            id=str(uuid.uuid4()), type="x" * 300, source="users", occurred_at=datetime.now(UTC), payload={}
+        )  # a routing key longer than AMQP allows: refused before it is sent
+        arrived: list[str] = []
+        everything = asyncio.Event()
+
+        async def handle(event: Event, uow: UnitOfWork) -> None:
+            arrived.append(event.id)
+            if len(arrived) == len(events):
+                everything.set()
+
+        sub = Subscription(Consumer("test.in_order", "users", ("user.registered",), handle), db)
+        publisher = RabbitBus(url, prefix=prefix)
+        listener = RabbitBus(url, prefix=prefix, drainers=1)
+        try:
+            await listener.consume([sub])
+        except OSError as exc:
+            backends.unreachable("amqp", exc)
+        try:
+            outcomes = await publisher.publish_many([*events[:20], unroutable, *events[20:]])
+            await asyncio.wait_for(everything.wait(), timeout=15)
+
+            assert [o is None for o in outcomes] == [True] * 20 + [False] + [True] * 20
+            assert arrived == [e.id for e in events]
+        finally:
+            await listener.close()
+            await publisher.close()
