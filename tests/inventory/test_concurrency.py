@@ -16,6 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import Shop
+from tests.inventory import support
+from tests.platform.test_outbox import _statements_run
+from tienda.inventory.client import InProcessInventoryClient
 from tienda.platform.auth import Role
 
 VARIANT = {"productId": "p_hot", "variantId": "v_hot"}
@@ -266,3 +269,24 @@ class TestADeadlockIsRunAgain:
         assert (int(rows), int(moved)) == (2, 2)
         updates = await shop.events("inventory", "inventory.updated")
         assert [(u["productId"], u["reserved"]) for u in updates[2:]] == [("p_hot", 2), ("p_other", 1)]
+
+
+class TestReadsTogether:
+    async def test_stock_reads_asked_at_once_go_in_one_statement_and_each_gets_its_own(self, shop: Shop) -> None:
+        _, admin = await shop.admin()
+        products = [f"p_read_{n}" for n in range(12)]
+        for n, product_id in enumerate(products):
+            await support.adjust(shop, admin, product_id, n + 1, variant_id="v_1")
+        await support.adjust(shop, admin, products[0], 7, variant_id="v_2")
+        client = InProcessInventoryClient(shop.platform)
+
+        async with _statements_run([shop.platform.db("inventory")]) as taken:
+            answers = await asyncio.gather(*(client.available([p, "p_unknown"]) for p in products))
+            run = await taken()
+
+        assert answers[0] == {(products[0], "v_1"): 1, (products[0], "v_2"): 7}
+        assert answers[1:] == [{(p, "v_1"): n + 2} for n, p in enumerate(products[1:])]
+        assert len([statement for statement in run if "FROM inventory" in statement]) == 1, run
+        # and a read alone is a statement of its own, as fresh as any
+        await support.adjust(shop, admin, products[5], 4, variant_id="v_1")
+        assert await client.available([products[5]]) == {(products[5], "v_1"): 10}

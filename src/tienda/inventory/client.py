@@ -11,7 +11,6 @@ from typing import Protocol, TypeVar
 
 from pydantic import Field, TypeAdapter, with_config
 
-from tienda.inventory import repository
 from tienda.inventory.errors import InsufficientStock, ReservationClosed, ReservationNotFound
 from tienda.inventory.models import NO_VARIANT
 from tienda.inventory.schemas import ItemIn, ReservationRead
@@ -92,7 +91,7 @@ class InProcessInventoryClient:
     async def available(self, product_ids: list[str]) -> dict[StockKey, int]:
         if not product_ids:
             return {}
-        rows = await repository.available_of_products(self.platform.db("inventory"), list(dict.fromkeys(product_ids)))
+        rows = await inventory_service(self.platform).available(self.platform.db("inventory"), product_ids)
         return {(p, v if v != NO_VARIANT else None): max(a, 0) for (p, v), a in rows.items()}
 
     async def reserve(self, order_id: str, lines: list[StockLine], *, ttl: timedelta) -> datetime:
