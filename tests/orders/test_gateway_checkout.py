@@ -273,13 +273,20 @@ class TestWebhooks:
         assert await payment_events(shop) == [("evt_stray", "UNMATCHED")]
 
 
+async def _waiting_for_its_capture(
+    shop: Shop, event_id: str
+) -> tuple[tuple[Buyer, dict[str, Any]], dict[str, Any], bytes, dict[str, str]]:
+    """A buyer and a product, her gateway order of one unit, and the gateway's signed capture of it."""
+    _, asha, shirt = await setup(shop)
+    order = await gateway_order(shop, asha, shirt)
+    body, headers = signed_event(shop, await payment_row(shop, order["paymentId"]), event_id=event_id)
+    return (asha, shirt), order, body, headers
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 class TestCaptureOnPostgreSQL:
     async def test_a_capture_is_one_read_and_one_statement_on_postgresql(self, shop: Shop) -> None:
-        _, asha, shirt = await setup(shop)
-        order = await gateway_order(shop, asha, shirt)
-        payment = await payment_row(shop, order["paymentId"])
-        body, headers = signed_event(shop, payment, event_id="evt_once")
+        _, order, body, headers = await _waiting_for_its_capture(shop, "evt_once")
 
         async with _statements_run([shop.platform.db("payments")]) as taken:
             response = await deliver(shop, body, headers)
@@ -300,10 +307,7 @@ class TestCaptureOnPostgreSQL:
         assert (await payment_row(shop, order["paymentId"]))["status"] == "CAPTURED"
 
     async def test_the_order_takes_a_capture_in_one_statement_with_its_processed_row(self, shop: Shop) -> None:
-        _, asha, shirt = await setup(shop)
-        order = await gateway_order(shop, asha, shirt)
-        payment = await payment_row(shop, order["paymentId"])
-        body, headers = signed_event(shop, payment, event_id="evt_order_once")
+        (asha, shirt), order, body, headers = await _waiting_for_its_capture(shop, "evt_order_once")
 
         async with _statements_run([shop.platform.db("orders")]) as taken:
             response = await deliver(shop, body, headers)
@@ -335,10 +339,8 @@ class TestCaptureOnPostgreSQL:
         assert captured["orderId"] == order["orderId"]
 
     async def test_a_capture_delivered_again_changes_nothing(self, shop: Shop) -> None:
-        _, asha, shirt = await setup(shop)
-        order = await gateway_order(shop, asha, shirt)
-        payment = await payment_row(shop, order["paymentId"])
-        await deliver(shop, *signed_event(shop, payment))
+        (asha, shirt), order, body, headers = await _waiting_for_its_capture(shop, "evt_twice")
+        await deliver(shop, body, headers)
         await shop.relay()
         [captured] = await shop.events("payments", "payment.captured")
         event_id = await shop.scalar(
