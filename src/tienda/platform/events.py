@@ -288,10 +288,10 @@ class Subscription:
         """Several events in one unit of work: one read of which were handled already, one
         insert of their processed rows, each new one's handler (the latest only, of events
         one `supersedes` another), one commit; what an event costs beyond its handler is
-        shared (each one the consumer handles `at_once` goes first, on its own). Returns how
-        many were new. Raises if any handler or the commit fails (a
-        concurrent delivery of one of them included): nothing is then recorded, and the
-        caller delivers them one by one, so that a bad event is retried alone."""
+        shared. Those the consumer handles `at_once` go first, each on its own. Returns how
+        many were new. Raises if any handler or the commit fails (a concurrent delivery of one
+        of them included): nothing of the unit of work is then recorded, and the caller
+        delivers them one by one, so that a bad event is retried alone."""
         wants, at_once = self.consumer.wants, self.consumer.at_once
         if wants is not None:
             events = [event for event in events if wants(event)]
