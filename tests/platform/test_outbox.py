@@ -259,8 +259,10 @@ class TestBatchDelivery:
     async def test_events_handled_at_once_skip_the_unit_of_work_and_the_others_take_it(self, shop: Shop) -> None:
         committed: list[str] = []
         at_once: list[str] = []
+        tried: list[str] = []
 
         async def quick(event: Event) -> bool:  # the common case, in a statement of its own
+            tried.append(event.id)
             if event.payload.get("common") is not True:
                 return False
             at_once.append(event.id)
@@ -279,6 +281,12 @@ class TestBatchDelivery:
         assert not await sub.deliver(odd)
         assert await sub.deliver_many([odd, odd_too]) == 0
         assert committed == [odd.id, odd_too.id]
+        # each event is tried at once one time per delivery, a lone one left over included
+        tried.clear()
+        lone_common, lone_odd = _event({"common": True}), _event({"common": False})
+        assert await sub.deliver_many([lone_common, lone_odd]) == 2
+        assert tried == [lone_common.id, lone_odd.id]
+        assert committed[-1] == lone_odd.id
 
     async def test_a_failing_handler_records_nothing_of_its_batch(self, shop: Shop) -> None:
         committed: list[str] = []

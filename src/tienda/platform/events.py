@@ -267,6 +267,9 @@ class Subscription:
             return False
         if self.consumer.at_once is not None and await self.consumer.at_once(event):
             return True
+        return await self._in_a_unit_of_work(event)
+
+    async def _in_a_unit_of_work(self, event: Event) -> bool:
         async with self.db.uow() as uow:
             # The row first: a duplicate fails here, before any work (and a concurrent delivery
             # of the same event waits on the key until the first one commits or rolls back).
@@ -306,8 +309,8 @@ class Subscription:
             events = left
         if not events:
             return handled
-        if len(events) == 1:
-            return handled + int(await self.deliver(events[0]))
+        if len(events) == 1:  # (`at_once`, if any, was tried on it above)
+            return handled + int(await self._in_a_unit_of_work(events[0]))
         tables = self.db.outbox
         name = self.consumer.name
         async with self.db.uow() as uow:
