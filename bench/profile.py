@@ -26,8 +26,11 @@ from pathlib import Path
 
 RATE_HZ = 100
 
-IDLE = re.compile(r"\b(select|epoll_wait|poll|_run_once|run_forever|sleep|wait|_worker|accept|_recv)\b \(")
-"""Leaf frames of a process waiting for work (the event loop's poll, a thread pool's wait)."""
+IDLE = re.compile(
+    r"\b(select|epoll_wait|poll|_run_once|run_forever|sleep|wait|_worker|accept|_recv)\b \(|resource_tracker\.py"
+)
+"""Leaf frames of a process waiting for work (the event loop's poll, a thread pool's wait,
+uvicorn's resource tracker reading its pipe)."""
 
 
 def py_spy() -> str | None:
@@ -40,7 +43,6 @@ def py_spy() -> str | None:
 class Recording:
     """py-spy processes sampling the shop during one row."""
 
-    label: str
     files: list[Path] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -55,7 +57,7 @@ class Recording:
 def record(directory: Path, label: str, roles: Iterable[tuple[str, int]], seconds: float) -> Recording:
     """Start py-spy on each (role, pid) for `seconds`; `Recording.wait()` after the load."""
     tool = py_spy()
-    recording = Recording(label)
+    recording = Recording()
     directory.mkdir(parents=True, exist_ok=True)
     if tool is None:
         return recording
@@ -79,7 +81,7 @@ def _stacks(files: Sequence[Path]) -> Counter[tuple[str, ...]]:
             if not stack or not count.isdigit():
                 continue
             frames = tuple(stack.split(";"))
-            if IDLE.search(frames[-1]) or "resource_tracker" in frames[-1]:
+            if IDLE.search(frames[-1]):
                 continue
             stacks[frames] += int(count)
     return stacks
