@@ -5,6 +5,7 @@ from `inventory.updated` events that may come late, twice or not in order, and t
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -196,7 +197,11 @@ class TestAProductShowsItsStock:
         await adjust(shop, auth, product_id, 6, variant_id=large)
         both = await held_back(shop)
         await shop.platform.cache.delete(f"catalog:product:{product_id}")
-        [copy] = [c for c in consumers(catalog_service(shop.platform)) if c.name == "catalog.stock_copy"]
+        [copy] = [
+            c
+            for c in consumers(catalog_service(shop.platform), shop.platform.db("catalog"))
+            if c.name == "catalog.stock_copy"
+        ]
 
         assert await Subscription(copy, shop.platform.db("catalog")).deliver_many(both) == 2
 
@@ -357,3 +362,140 @@ class TestAvailabilityChanged:
         async with shop.platform.db("catalog").engine.connect() as conn:
             own = await conn.scalar(select(table.c.stock_available).where(table.c.product_id == product["productId"]))
         assert own == 0, "a product with variants keeps its stock on them"
+
+
+def _on_the_copy(run: list[str]) -> list[str]:
+    """The statements of a run that touch the copy or the consumer's processed rows."""
+    return [s for s in run if re.search(r"\b(products|product_variants|catalog_processed_events)\b", s)]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+class TestOneStatementOnPostgreSQL:
+    """A figure that leaves an item in stock (the copy held units and still does) goes in one
+    statement with its processed row; the cached detail takes it from itself."""
+
+    async def test_a_variant_still_in_stock_takes_its_figure_in_one_statement(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=TWO_SIZES)
+        product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
+        await adjust(shop, auth, product_id, 10, variant_id=medium)
+        await adjust(shop, auth, product_id, 4, variant_id=large)
+        await shop.relay()
+        await public(shop, product_id)  # the current version, cached
+        shop.clock.advance(seconds=1)
+        await reserve(shop, auth, "ord_20261125_0005", line(product_id, 3, medium))
+        [reserved] = await held_back(shop)
+
+        async with _statements_run([shop.platform.db("catalog")]) as taken:
+            await shop.platform.bus.publish(reserved)
+            run = await taken()
+
+        [statement] = _on_the_copy(run)
+        assert statement.startswith("WITH head AS"), run
+        assert "catalog_processed_events" in statement
+        assert await stored_copy(shop, medium) == (7, reserved.occurred_at)
+        assert await _handled(shop, reserved) is True
+        cached = await shop.platform.cache.get(f"catalog:product:{product_id}")
+        assert cached is not None
+        assert (stocks(json.loads(cached)), json.loads(cached)["stock"]) == ([7, 4], 11)
+        await shop.platform.cache.delete(f"catalog:product:{product_id}")
+        assert cached == (await shop.client.get(f"/api/v1/products/{product_id}")).content, "as if read whole"
+        assert len(await events(shop, "product.availability_changed")) == 1, "only when it came into stock"
+
+    async def test_a_product_without_variants_takes_its_own_figure_in_one_statement(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=[])
+        product_id = product["productId"]
+        await adjust(shop, auth, product_id, 4)
+        await shop.relay()
+        shop.clock.advance(seconds=1)
+        await reserve(shop, auth, "ord_20261125_0006", line(product_id, 1))
+        [reserved] = await held_back(shop)
+
+        async with _statements_run([shop.platform.db("catalog")]) as taken:
+            await shop.platform.bus.publish(reserved)
+            run = await taken()
+
+        [statement] = _on_the_copy(run)
+        assert " ".join(statement.split()).startswith("WITH m AS (UPDATE products SET"), run
+        assert await stored_product_copy(shop, product_id) == (3, reserved.occurred_at)
+        assert (await public(shop, product_id))["stock"] == 3
+
+    async def test_delivered_again_it_changes_nothing(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        product_id, variant = product["productId"], product["variants"][0]["variantId"]
+        await adjust(shop, auth, product_id, 10, variant_id=variant)
+        await shop.relay()
+        shop.clock.advance(seconds=1)
+        await adjust(shop, auth, product_id, -4, variant_id=variant)
+        shop.clock.advance(seconds=1)
+        await adjust(shop, auth, product_id, 1, variant_id=variant)
+        first, second = await held_back(shop)
+        await shop.platform.bus.publish(first)
+        await shop.platform.bus.publish(second)
+        count = "SELECT count(*) FROM catalog_processed_events WHERE consumer = 'catalog.stock_copy'"
+        processed = await shop.scalar("catalog", count)
+
+        await shop.platform.bus.publish(first)  # again, as at-least-once allows: not a newer figure
+
+        assert await stored_copy(shop, variant) == (7, second.occurred_at)
+        assert stocks(await public(shop, product_id)) == [7]
+        assert await shop.scalar("catalog", count) == processed
+
+    async def test_the_same_figure_twice_at_one_time_is_recorded_once(self, shop: Shop) -> None:
+        """Its time equal to the copy's, a duplicate passes the statement's guards: its
+        processed row refuses it, and nothing of it is written."""
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        product_id, variant = product["productId"], product["variants"][0]["variantId"]
+        await adjust(shop, auth, product_id, 10, variant_id=variant)
+        await shop.relay()
+        shop.clock.advance(seconds=1)
+        await adjust(shop, auth, product_id, -4, variant_id=variant)
+        [event] = await held_back(shop)
+        [copy] = consumers(catalog_service(shop.platform), shop.platform.db("catalog"))
+        subscription = Subscription(copy, shop.platform.db("catalog"))
+        assert await subscription.deliver(event) is True
+
+        assert await subscription.deliver(event) is False
+
+        assert await stored_copy(shop, variant) == (6, event.occurred_at)
+
+    async def test_a_cached_detail_of_another_version_is_dropped(self, shop: Shop) -> None:
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        product_id, variant = product["productId"], product["variants"][0]["variantId"]
+        await adjust(shop, auth, product_id, 5, variant_id=variant)
+        await shop.relay()
+        key = f"catalog:product:{product_id}"
+        older = {**product, "name": "An older name", "updatedAt": "2020-01-01T00:00:00Z"}
+        await shop.platform.cache.set(key, json.dumps(older).encode(), ttl=60)
+        shop.clock.advance(seconds=1)
+        await adjust(shop, auth, product_id, -2, variant_id=variant)
+
+        async with _statements_run([shop.platform.db("catalog")]) as taken:
+            await shop.relay()
+            run = await taken()
+
+        assert len(_on_the_copy(run)) == 1, run
+        assert await shop.platform.cache.get(key) is None
+        shown = await public(shop, product_id)
+        assert (shown["name"], stocks(shown)) == (product["name"], [3])
+
+    async def test_a_figure_that_empties_the_item_takes_the_unit_of_work(self, shop: Shop) -> None:
+        """Out of stock, the product says so (`product.availability_changed`): not at once."""
+        auth = await admin(shop)
+        product = await published_product(shop, auth)
+        product_id, variant = product["productId"], product["variants"][0]["variantId"]
+        await adjust(shop, auth, product_id, 2, variant_id=variant)
+        await shop.relay()
+        await reserve(shop, auth, "ord_20261125_0007", line(product_id, 2, variant))
+
+        async with _statements_run([shop.platform.db("catalog")]) as taken:
+            await shop.relay()
+            run = await taken()
+
+        assert len(_on_the_copy(run)) > 1, run
+        went = (await events(shop, "product.availability_changed"))[-1]
+        assert went["product"]["stock"] == 0

@@ -30,5 +30,5 @@ MODULE = ModuleSpec(
         CachedQuery(path="/products", key=lambda platform, raw: catalog_service(platform).listing_alias(raw)),
     ),
     # Keeps the copy of inventory's available units that products show.
-    consumers=lambda platform: stock.consumers(catalog_service(platform)),
+    consumers=lambda platform: stock.consumers(catalog_service(platform), platform.db("catalog")),
 )

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, NamedTuple, TypeVarTuple, cast
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, case, func, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from tienda.catalog.models import Category, Product, Variant
+from tienda.catalog.models import OUTBOX, Category, Product, Variant
+from tienda.platform.db import Database
 
 _Ts = TypeVarTuple("_Ts")
 
@@ -129,6 +145,72 @@ _SET_VARIANT_STOCK = (
     .where(_VARIANTS.c.product_id == bindparam("pk_"), _VARIANTS.c.variant_id == bindparam("variant_id_"))
     .values(_STOCK_VALUES)
 )
+
+
+class StockHead(NamedTuple):
+    """What the stock copy needs of a product after taking a figure at once: its version and
+    whether the public sees it."""
+
+    updated_at: datetime
+    public: bool
+
+
+async def take_stock_at_once(
+    db: Database,
+    product_id: str,
+    variant_id: str | None,
+    *,
+    available: int,
+    at: datetime,
+    processed: dict[str, Any],
+) -> StockHead | None:
+    """The copy's new figure of a product (`variant_id` None) or of its variant, and its time,
+    with the event's processed row (`processed`: the parameters of
+    `OutboxTables.add_processed_for_each`), in one statement that commits as it runs
+    (`Database.multi_table_statements`), under the product row's lock as every product write.
+    Only when it cannot change whether the product can be bought: the copy held units and
+    still does (`available` > 0, which the caller checks). None, with nothing written, when
+    the item is not known, the copy is newer than `at`, or the copy held none; an event
+    recorded before fails the statement (IntegrityError), with nothing written."""
+    params = {"product_id": product_id, "variant_id_": variant_id, "available_": available, "at_": at} | processed
+    rows = await db.rows(_take_stock(variant_id is not None), params)
+    if not rows:
+        return None
+    updated_at, public = rows[0]
+    return StockHead(updated_at=updated_at.astimezone(UTC), public=bool(public))
+
+
+@cache
+def _take_stock(of_a_variant: bool) -> Select[Any]:
+    stamp = DateTime(timezone=True)  # read as the driver gives it: Database.rows takes no converted column
+    if of_a_variant:
+        head = (
+            select(_PRODUCTS.c.id, _PRODUCTS.c.updated_at, _PRODUCTS.c.is_active, _PRODUCTS.c.deleted_at)
+            .where(_PRODUCTS.c.product_id == bindparam("product_id"))
+            .with_for_update()
+            .cte("head")
+        )
+        table, version = _VARIANTS, head.c
+        where = [_VARIANTS.c.product_id == head.c.id, _VARIANTS.c.variant_id == bindparam("variant_id_")]
+    else:
+        table, version = _PRODUCTS, _PRODUCTS.c
+        where = [_PRODUCTS.c.product_id == bindparam("product_id")]
+    taken = (
+        update(table)
+        .where(
+            *where,
+            or_(table.c.stock_updated_at.is_(None), table.c.stock_updated_at <= bindparam("at_")),
+            table.c.stock_available > 0,
+        )
+        .values(_STOCK_VALUES)
+        .returning(
+            type_coerce(version.updated_at, stamp).label("updated_at"),
+            and_(version.is_active, version.deleted_at.is_(None)).label("public"),
+        )
+        .cte("m")
+    )
+    recorded = OUTBOX.add_processed_for_each(taken).cte("p")
+    return select(taken.c.updated_at, taken.c.public).add_cte(recorded)
 
 
 async def product(session: AsyncSession, product_id: str, *, for_update: bool = False) -> Product | None:

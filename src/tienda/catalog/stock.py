@@ -17,15 +17,18 @@ not: search would otherwise rewrite its index on every reservation of a popular 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from tienda.catalog import events, repository
-from tienda.catalog.repository import StockCell, StockRows
+from tienda.catalog.repository import StockCell, StockHead, StockRows
 from tienda.catalog.schemas import ProductRead
 from tienda.catalog.service import TOMBSTONE, CatalogService, buyable, product_cache_key
 from tienda.inventory import events as inventory_events
-from tienda.platform.db import UnitOfWork
+from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.events import Consumer, Event
 from tienda.platform.observability import get_logger
 
@@ -121,6 +124,55 @@ class StockCopy:
         assert product is not None  # locked by `stock_rows` in this transaction
         return await self.catalog._product_read(uow, product)
 
+    async def at_once(self, db: Database, event: Event) -> bool:
+        """`apply` of the common figure, in one statement with the event's processed row
+        (PostgreSQL; `repository.take_stock_at_once`): an item that had units and still has,
+        so whether the product can be bought does not change and nothing is published. Then
+        the cached detail, if it is of the product's version, takes the figure from itself;
+        one of another version is dropped (the next read renders it). False for anything else
+        (a figure of none, an item the copy holds none of or does not know, an older event, a
+        duplicate): nothing was written, and `apply` decides in a unit of work."""
+        figure = StockFigure.of(event)
+        if figure is None or figure.available <= 0:
+            return False
+        processed = {"p_consumer": CONSUMER, "p_event_id": event.id, "p_processed_at": datetime.now(UTC)}
+        try:
+            head = await repository.take_stock_at_once(
+                db, figure.product_id, figure.variant_id, available=figure.available, at=figure.at, processed=processed
+            )
+        except IntegrityError:  # recorded already: the unit of work tells the duplicate
+            return False
+        if head is not None and head.public:
+            await self._take_into_cache(figure, head)
+        return head is not None
+
+    async def _take_into_cache(self, figure: StockFigure, head: StockHead) -> None:
+        """The cached detail with `figure` in it, when it is of the product's version `head`."""
+        key = product_cache_key(figure.product_id)
+        try:
+            cached = await self.catalog.cache.get(key)
+            if cached is None or cached == TOMBSTONE:
+                return  # the next read renders the product with the figure
+            read = ProductRead.model_validate_json(cached)
+            if figure.variant_id is None and read.variants:
+                return  # a product with variants shows theirs, not its own figure
+            if read.updated_at != head.updated_at or (
+                figure.variant_id is not None and figure.variant_id not in {v.variant_id for v in read.variants}
+            ):
+                await self.catalog.cache.delete(key)
+                return
+            if figure.variant_id is None:
+                read = read.model_copy(update={"stock": figure.available})
+            else:
+                variants = [
+                    v.model_copy(update={"stock": figure.available}) if v.variant_id == figure.variant_id else v
+                    for v in read.variants
+                ]
+                read = read.model_copy(update={"variants": variants, "stock": buyable(0, [v.stock for v in variants])})
+            await self.catalog.cache.set(key, read.model_dump_json(by_alias=True).encode(), ttl=self.catalog.cache_ttl)
+        except Exception as exc:  # committed already: the entry expires with its TTL
+            log.warning("stock_cache_refresh_failed", product_id=figure.product_id, error=repr(exc))
+
     async def _refresh_cache(self, product_id: str, body: bytes) -> None:
         try:
             await self.catalog.cache.set(product_cache_key(product_id), body, ttl=self.catalog.cache_ttl)
@@ -128,7 +180,7 @@ class StockCopy:
             log.warning("stock_cache_refresh_failed", product_id=product_id, error=repr(exc))
 
 
-def consumers(catalog: CatalogService) -> list[Consumer]:
+def consumers(catalog: CatalogService, db: Database) -> list[Consumer]:
     copy = StockCopy(catalog)
 
     async def take(event: Event, uow: UnitOfWork) -> None:
@@ -150,6 +202,7 @@ def consumers(catalog: CatalogService) -> list[Consumer]:
             handler=take,
             supersedes=item,
             wants=changes_available,
+            at_once=partial(copy.at_once, db) if db.multi_table_statements else None,
         )
     ]
 
