@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 
 from tests.carts.support import product_for_sale
 from tests.conftest import Shop
-from tests.notifications.support import PHONE, order_payload, processed, publish, stored
+from tests.notifications.support import PHONE, order_payload, processed, publish, redeliver, stored
+from tests.platform.test_outbox import _statements_run
 
 
 def _text(mail: EmailMessage) -> str:
@@ -205,3 +206,48 @@ class TestOrderEvents:
         assert shop.mails() == []
         assert ("notifications.order_confirmation", event_id) in await processed(shop)
         assert await shop.relay() == 0
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+class TestOneStatementOnPostgreSQL:
+    """A user's notifications and the event's processed row go in one statement; what it
+    cannot take (a user it does not know, a duplicate) goes through the unit of work."""
+
+    async def test_the_notifications_and_the_processed_row_are_one_statement(self, shop: Shop) -> None:
+        user_id = await shop.register("asha@example.com", phone=PHONE, fullName="Asha Rao")
+        await shop.relay()
+
+        async with _statements_run([shop.platform.db("notifications")]) as taken:
+            event_id = await publish(shop, "orders", "order.confirmed", order_payload(user_id))
+            run = await taken()
+
+        mine = [s for s in run if re.search(r"\bnotifications(_processed_events)?\b", s)]
+        # one insert of both rows with the processed row; then each send settles its row
+        assert [s.split()[0] for s in mine] == ["WITH", "UPDATE", "UPDATE"], mine
+        assert "notifications_processed_events" in mine[0]
+        rows = [r for r in await stored(shop) if r["type"] == "ORDER_CONFIRMATION"]
+        assert [(r["channel"], r["status"], r["attempts"]) for r in rows] == [("EMAIL", "SENT", 1), ("SMS", "SENT", 1)]
+        [mail] = [m for m in shop.mails() if "confirmed" in str(m["Subject"])]
+        assert str(mail["To"]) == "asha@example.com"
+        assert "Asha Rao" in _text(mail)
+        assert ("notifications.order_confirmation", event_id) in await processed(shop)
+
+    async def test_delivered_again_it_makes_nothing_more(self, shop: Shop) -> None:
+        user_id = await shop.register("asha@example.com")
+        await shop.relay()
+        event_id = await publish(shop, "orders", "order.confirmed", order_payload(user_id))
+
+        await redeliver(shop, "orders", event_id)
+
+        assert [r["type"] for r in await stored(shop)] == ["WELCOME", "ORDER_CONFIRMATION"]
+        assert len([m for m in shop.mails() if "confirmed" in str(m["Subject"])]) == 1
+
+    async def test_an_unknown_user_is_left_to_the_unit_of_work_which_records_the_event(self, shop: Shop) -> None:
+        with capture_logs() as logs:
+            event_id = await publish(shop, "orders", "order.confirmed", order_payload("u_nobody"))
+
+        assert await stored(shop) == []
+        assert ("notifications.order_confirmation", event_id) in await processed(shop)
+        assert [e["event"] for e in logs if e["event"] == "notification_user_unknown"] == [
+            "notification_user_unknown"
+        ], "said once"

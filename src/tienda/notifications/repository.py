@@ -7,11 +7,11 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, func, select, update
+from sqlalchemy import Select, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tienda.notifications.domain import Status
-from tienda.notifications.models import Notification
+from tienda.notifications.models import OUTBOX, Notification
 from tienda.platform.db import Database
 
 
@@ -106,6 +106,29 @@ def _settle(columns: tuple[str, ...]) -> Update:
         )
         .values({table.c[name]: bindparam(name) for name in columns})
     )
+
+
+async def add_at_once(db: Database, rows: Sequence[dict[str, Any]], processed: dict[str, Any]) -> dict[str, int]:
+    """Insert notifications (their column values, as `Notification` takes them) and the
+    processed row of the event that made them (`processed`: the parameters of
+    `OutboxTables.add_processed_for_each`) in one statement that commits as it runs
+    (`Database.multi_table_statements`). Their ids by `dedup_key`. A notification or an event
+    recorded before fails the statement (IntegrityError), with nothing written."""
+    columns = tuple(rows[0])
+    params = {f"r{i}_{name}": row[name] for i, row in enumerate(rows) for name in columns} | processed
+    return {key: row_id for row_id, key in await db.rows(_add(columns, len(rows)), params)}
+
+
+@cache
+def _add(columns: tuple[str, ...], count: int) -> Select[Any]:
+    """The insert of `add_at_once` for `count` rows of these columns, built once."""
+    table = cast(Table, Notification.__table__)
+    values = [
+        {table.c[name]: bindparam(f"r{i}_{name}", type_=table.c[name].type) for name in columns} for i in range(count)
+    ]
+    added = insert(table).values(values).returning(table.c.id, table.c.dedup_key).cte("n")
+    recorded = OUTBOX.add_processed_for_each(select(added.c.id).limit(1).subquery()).cte("p")
+    return select(added.c.id, added.c.dedup_key).add_cte(recorded)
 
 
 async def abandoned(session: AsyncSession, *, now: datetime, max_attempts: int, limit: int) -> list[Notification]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from tienda.catalog.client import CatalogClient
 from tienda.notifications import repository
@@ -192,24 +193,10 @@ class NotificationService:
         which records the event as processed: a redelivery stops there, and the unique key of
         a notification (its source, channel and address) refuses a second one in any case.
         An event that names no known user makes none."""
-        try:
-            parsed = parse_payload(kind, payload)
-        except ValidationError as exc:
-            log.error("notification_event_invalid", event_id=event_id, type=kind.value, errors=exc.errors())
+        addressed = await self._addressed(event_id, kind, payload)
+        if addressed is None:
             return []
-        if kind in ADMIN_TYPES:
-            recipients = await self._admins()
-            parsed = await self._with_product_name(parsed)
-        else:
-            user_id = payload.get("userId")
-            user = await self.users.get_user(user_id) if isinstance(user_id, str) else None
-            if user is None:
-                log.warning("notification_user_unknown", event_id=event_id, type=kind.value, user_id=user_id)
-                return []
-            recipients = [Recipient.of(user)]
-        if not recipients:
-            log.warning("notification_no_recipients", event_id=event_id, type=kind.value)
-            return []
+        parsed, recipients = addressed
         _, made = await self._create(
             uow,
             kind=kind,
@@ -221,6 +208,69 @@ class NotificationService:
             unseen=True,
         )
         return [_claimed(r) for r in made]
+
+    async def from_event_at_once(
+        self, *, event_id: str, kind: NotificationType, payload: dict[str, Any], processed: dict[str, Any]
+    ) -> list[Claimed] | None:
+        """`from_event` of a user's event in one statement that also writes the event's
+        processed row (`processed`: the parameters of `OutboxTables.add_processed_for_each`)
+        and commits as it runs (`Database.multi_table_statements`): no transaction, no session.
+        None, with nothing written, for anything else (an admins' alert, a payload or a user it
+        cannot use, an event or notification recorded before): `from_event` decides in a unit
+        of work."""
+        if kind in ADMIN_TYPES:
+            return None
+        addressed = await self._addressed(event_id, kind, payload, quiet=True)
+        if addressed is None:
+            return None
+        parsed, recipients = addressed
+        planned = self._planned(kind, parsed, recipients, channel=None, source=f"event:{event_id}", claim=True)
+        if not planned:
+            return None
+        try:
+            ids = await repository.add_at_once(self.db, planned, processed)
+        except IntegrityError:
+            return None
+        return [
+            Claimed(
+                id=ids[values["dedup_key"]],
+                notification_id=values["notification_id"],
+                attempt=values["attempts"],
+                kind=kind,
+                channel=Channel(values["channel"]),
+                recipient=values["recipient"],
+                payload=dict(values["payload"]),
+            )
+            for values in planned
+        ]
+
+    async def _addressed(
+        self, event_id: str, kind: NotificationType, payload: dict[str, Any], *, quiet: bool = False
+    ) -> tuple[Payload, list[Recipient]] | None:
+        """An event's payload, parsed, and whom it goes to; None when it cannot be sent (logged,
+        unless `quiet`: the unit of work that follows says it)."""
+        try:
+            parsed = parse_payload(kind, payload)
+        except ValidationError as exc:
+            if not quiet:
+                log.error("notification_event_invalid", event_id=event_id, type=kind.value, errors=exc.errors())
+            return None
+        if kind in ADMIN_TYPES:
+            recipients = await self._admins()
+            parsed = await self._with_product_name(parsed)
+        else:
+            user_id = payload.get("userId")
+            user = await self.users.get_user(user_id) if isinstance(user_id, str) else None
+            if user is None:
+                if not quiet:
+                    log.warning("notification_user_unknown", event_id=event_id, type=kind.value, user_id=user_id)
+                return None
+            recipients = [Recipient.of(user)]
+        if not recipients:
+            if not quiet:
+                log.warning("notification_no_recipients", event_id=event_id, type=kind.value)
+            return None
+        return parsed, recipients
 
     async def _admins(self) -> list[Recipient]:
         return [Recipient.of(admin) for admin in await self.users.admins()]
@@ -257,6 +307,33 @@ class NotificationService:
         request) is returned instead of a new one. The rows, and those of them made now.
         `unseen`: the source cannot have made any yet (an event whose processed row this unit
         of work writes: a redelivery fails there first), so none is looked for."""
+        planned = self._planned(kind, payload, recipients, channel=channel, source=source, claim=claim)
+        existing = {} if unseen else await repository.by_dedup_keys(uow.session, [v["dedup_key"] for v in planned])
+        rows: list[Notification] = []
+        made: list[Notification] = []
+        for values in planned:
+            if values["dedup_key"] in existing:
+                rows.append(existing[values["dedup_key"]])
+                continue
+            row = Notification(**values)
+            uow.session.add(row)
+            rows.append(row)
+            made.append(row)
+        await uow.session.flush()
+        return rows, made
+
+    def _planned(
+        self,
+        kind: NotificationType,
+        payload: Payload,
+        recipients: Sequence[Recipient],
+        *,
+        channel: Channel | None,
+        source: str,
+        claim: bool,
+    ) -> list[dict[str, Any]]:
+        """The column values of one row per recipient and channel (one per source, channel and
+        address), PENDING and due now (`claim`: taken for its first attempt, as `_claim` would)."""
         planned: dict[str, tuple[Recipient, Channel, str]] = {}
         for person in recipients:
             wanted = [channel] if channel else channels_for(kind, has_phone=bool(person.phone))
@@ -264,34 +341,27 @@ class NotificationService:
                 address = person.address(each)
                 if address:
                     planned.setdefault(dedup_key(source, each, address), (person, each, address))
-        existing = {} if unseen else await repository.by_dedup_keys(uow.session, list(planned))
         now = self.clock.now()
-        rows: list[Notification] = []
-        made: list[Notification] = []
+        rows = []
         for key, (person, each, address) in planned.items():
-            if key in existing:
-                rows.append(existing[key])
-                continue
             personal = payload if payload.full_name else payload.model_copy(update={"full_name": person.full_name})
-            row = Notification(
-                notification_id=new_public_id("ntf"),
-                user_id=person.user_id,
-                recipient=address,
-                type=kind.value,
-                channel=each.value,
-                payload=stored_payload(personal),
-                status=Status.PENDING.value,
-                attempts=1 if claim else 0,
-                next_attempt_at=now + self.lease if claim else now,
-                dedup_key=key,
-                created_at=now,
-                updated_at=now,
+            rows.append(
+                {
+                    "notification_id": new_public_id("ntf"),
+                    "user_id": person.user_id,
+                    "recipient": address,
+                    "type": kind.value,
+                    "channel": each.value,
+                    "payload": stored_payload(personal),
+                    "status": Status.PENDING.value,
+                    "attempts": 1 if claim else 0,
+                    "next_attempt_at": now + self.lease if claim else now,
+                    "dedup_key": key,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
-            uow.session.add(row)
-            rows.append(row)
-            made.append(row)
-        await uow.session.flush()
-        return rows, made
+        return rows
 
     # -- sending ----------------------------------------------------------------------------
 
