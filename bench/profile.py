@@ -11,6 +11,15 @@ py-spy is not one of the shop's dependencies: `.venv/bin/pip install py-spy`. It
 process for the moment it reads a sample (root, or `ptrace_scope` 0; `--nonblocking` reads
 without stopping, but then tears most stacks), and its own CPU is taken from the same cores:
 a profiled row is not a figure to publish.
+
+py-spy samples wall-clock time and counts a thread that is not waiting as busy, preempted or
+not. On two cores shared by the servers, the worker, PostgreSQL, Redis, RabbitMQ and the
+load, a process that wakes another (a statement sent to PostgreSQL, a response to the client)
+is often preempted right after the send, and the time it waits for a core lands on the line
+of the send: asyncpg's `_do_execute`, uvicorn's `transport.write`, redis-py's `writelines`.
+They looked like a third of the server's time; a send of a response costs 5-8 us of CPU here,
+and writing uvicorn's headers and body in one call instead of two changed nothing measured.
+Read those lines as waits, and count CPU per process (`CpuWatch`) before acting on them.
 """
 
 from __future__ import annotations
