@@ -496,6 +496,44 @@ class TestCartLeavesAndStockIsSold:
         assert len(await orders_stored(shop)) == 1
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+class TestPlacingInOneStatement:
+    async def test_the_order_takes_its_number_in_the_statement_that_stores_it(self, shop: Shop) -> None:
+        _, admin = await shop.admin()
+        shirt = await shirt_for_sale(shop, admin)
+        asha = await buyer(shop)
+        await fill(shop, asha, line(shirt, 1))
+
+        async with _statements_run([shop.platform.db("orders")]) as taken:
+            order = await placed(shop, asha)
+            run = await taken()
+
+        numbering = [s for s in run if "order_sequences" in s]
+        assert len(numbering) == 1, numbering
+        assert " ".join(numbering[0].split()).startswith("WITH n AS (INSERT INTO order_sequences")
+        assert "INSERT INTO orders " in numbering[0]
+        assert order["orderId"] == f"ord_{shop.clock.now():%Y%m%d}_0001"
+        [created] = await shop.events("orders", "order.created")
+        assert created["orderId"] == order["orderId"]
+
+    async def test_a_repeat_refused_by_its_key_takes_no_number(self, shop: Shop) -> None:
+        """The refused INSERT rolls the day's number back with it: the next order's follows."""
+        _, admin = await shop.admin()
+        shirt = await shirt_for_sale(shop, admin, stock=5)
+        asha, ravi = await buyer(shop), await buyer(shop, "ravi@example.com")
+        await fill(shop, asha, line(shirt, 1))
+        first = await place(shop, asha, key="checkout-1")
+        await fill(shop, asha, line(shirt, 1))  # so the repeat is placed again, and refused by its key
+        again = await place(shop, asha, key="checkout-1")
+        await fill(shop, ravi, line(shirt, 1))
+
+        next_one = await placed(shop, ravi)
+
+        assert again.json() == first.json()
+        day = f"{shop.clock.now():%Y%m%d}"
+        assert (first.json()["orderId"], next_one["orderId"]) == (f"ord_{day}_0001", f"ord_{day}_0002")
+
+
 class TestRefusedInput:
     async def test_an_empty_cart(self, shop: Shop) -> None:
         asha = await buyer(shop)

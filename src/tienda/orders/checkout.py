@@ -77,7 +77,8 @@ class Checkout:
         every key is new, and a read per order was a statement for nothing), but when this
         one is refused, by the unique key of the INSERT or earlier (the first one emptied the
         cart, say), the earlier order under the key is the answer. A repeat costs the reads
-        of a placing and an order number."""
+        of a placing (and an order number, but on PostgreSQL without a coupon: there the
+        number is taken by the refused statement itself)."""
         digest = _digest(body)
         try:
             order = await self._placed(user_id, body, idempotency_key, digest)
@@ -183,16 +184,19 @@ class Checkout:
         digest: str,
     ) -> Order:
         """The order CREATED, with its coupon redeemed and `order.created` published, in one
-        transaction; on PostgreSQL an order without a coupon in one statement (`repository.place`)."""
+        transaction; on PostgreSQL an order without a coupon in one statement with its number
+        (`repository.place`)."""
         now = self.clock.now()
-        order_id = await repository.next_order_id(self.db, now)
-        placing = _Placing(order_id, user_id, body, lines, shipping_address, billing_address, idempotency_key, digest)
         if not body.coupon_code and self.db.multi_table_statements:
+            # The number is taken by the statement that stores the order (`repository.place`).
+            placing = _Placing("", user_id, body, lines, shipping_address, billing_address, idempotency_key, digest)
             order = self._order(placing, price(_lines_in(lines), coupon=None, shipping=self.shipping), now)
             event = outbox_row(events.ORDER_CREATED, events.order_payload(order), source=self.db.module, at=now)
-            await repository.place(self.db, order, event)
+            await repository.place(self.db, order, event, day=repository.order_day(now))
             self.db.published()
             return order
+        order_id = await repository.next_order_id(self.db, now)
+        placing = _Placing(order_id, user_id, body, lines, shipping_address, billing_address, idempotency_key, digest)
         async with self.db.uow() as uow:
             terms = (
                 await self.coupons.terms_for(uow, code=body.coupon_code, user_id=user_id, now=now)

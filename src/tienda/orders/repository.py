@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, Text, Update, any_, bindparam, func, insert, select, update
+from sqlalchemy import Select, Table, Text, Update, any_, bindparam, func, insert, literal_column, select, update
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -185,7 +185,7 @@ async def next_order_id(db: Database, now: datetime) -> str:
     One upsert, not an UPDATE then an INSERT when it matched nothing: on MySQL/MariaDB two
     orders opening a day that way each take a gap lock with the empty UPDATE, then each
     INSERT waits for the other's (a deadlock)."""
-    day = now.strftime("%Y%m%d")
+    day = order_day(now)
     upsert = _next_number(db.dialect)
     if db.dialect in ("mysql", "mariadb"):
         async with db.read_engine.connect() as conn:  # autocommit
@@ -199,32 +199,53 @@ async def next_order_id(db: Database, now: datetime) -> str:
 _LAST_INSERT_ID = select(func.last_insert_id())
 
 
+def order_day(now: datetime) -> str:
+    """The day part of an order's number ("YYYYMMDD"), each day numbered from 1."""
+    return now.strftime("%Y%m%d")
+
+
 # -- placing in one statement -------------------------------------------------------------
 
 
-async def place(db: Database, order: Order, event: dict[str, Any]) -> None:
+async def place(db: Database, order: Order, event: dict[str, Any], *, day: str) -> None:
     """The order CREATED with its items and its `event` (an `outbox_row`) in one statement that
-    commits as it runs (`Database.multi_table_statements`): no BEGIN, no COMMIT, no session flush, one round trip where the
-    transaction took five. The items go as one array per column. `order.id` is set from what
-    the database gave it. A second order with the same Idempotency-Key is an IntegrityError,
-    with nothing written."""
+    commits as it runs (`Database.multi_table_statements`): no BEGIN, no COMMIT, no session
+    flush, one round trip where a transaction took five. The order's number is taken in the
+    same statement (the upsert of `next_order_id` for `day`, "YYYYMMDD"): `order.order_id`
+    and the event's `orderId` are set from it, and `order.id` from what the database gave the
+    row. The items go as one array per column. A second order with the same Idempotency-Key is
+    an IntegrityError, with nothing written, the day's number included (no gap)."""
     params: dict[str, Any] = {f"o_{name}": getattr(order, name) for name in _ORDER_COLUMNS}
     for name in _ITEM_COLUMNS:
         values = [getattr(item, name) for item in order.items]
         params[f"i_{name}"] = [json.dumps(v) for v in values] if name == "attributes" else values
-    ((order.id,),) = await db.rows(_place(), params | event_params(event))
+    ((order.id, order.order_id),) = await db.rows(_place(), params | event_params(event) | {"day": day})
+    event["payload"]["orderId"] = order.order_id
 
 
-_ORDER_COLUMNS = tuple(c.key for c in cast(Table, Order.__table__).c if c.key != "id")
+_ORDER_COLUMNS = tuple(c.key for c in cast(Table, Order.__table__).c if c.key not in ("id", "order_id"))
+_ORDER_ID_PATH: Any = literal_column("ARRAY['orderId']")  # jsonb_set's path to the event's orderId
 _ITEM_COLUMNS = tuple(c.key for c in cast(Table, OrderItem.__table__).c if c.key not in ("id", "order_id"))
 
 
 @cache
-def _place() -> Select[tuple[int]]:
+def _place() -> Select[tuple[int, str]]:
     orders = cast(Table, Order.__table__)
     items = cast(Table, OrderItem.__table__)
     outbox = OUTBOX.outbox
-    stored = insert(orders).values({orders.c[n]: bindparam(f"o_{n}") for n in _ORDER_COLUMNS}).returning(orders.c.id)
+    taken = _next_number("postgresql").cte("n")
+    digits = cast_(taken.c.last, Text)
+    # `ord_YYYYMMDD_NNNN` as next_order_id writes it: at least four digits, more past 9999.
+    number = func.concat("ord_", bindparam("day"), "_", func.lpad(digits, func.greatest(4, func.length(digits)), "0"))
+    numbered = select(number.label("order_id")).select_from(taken).cte("num")
+    stored = (
+        insert(orders)
+        .from_select(
+            ["order_id", *_ORDER_COLUMNS],
+            select(numbered.c.order_id, *(bindparam(f"o_{n}", type_=orders.c[n].type) for n in _ORDER_COLUMNS)),
+        )
+        .returning(orders.c.id, orders.c.order_id)
+    )
     order = stored.cte("o")
 
     def each(name: str) -> Any:
@@ -236,8 +257,18 @@ def _place() -> Select[tuple[int]]:
     lines = insert(items).from_select(
         ["order_id", *_ITEM_COLUMNS], select(order.c.id, *(each(name) for name in _ITEM_COLUMNS))
     )
-    published = insert(outbox).values({outbox.c[name]: bindparam(f"e_{name}") for name in OUTBOX_ROW_COLUMNS})
-    return select(order.c.id).add_cte(lines.cte("i"), published.cte("e"))
+
+    def column(name: str) -> Any:
+        value = bindparam(f"e_{name}", type_=outbox.c[name].type)
+        if name != "payload":
+            return value
+        with_number = func.jsonb_set(cast_(value, postgresql.JSONB), _ORDER_ID_PATH, func.to_jsonb(order.c.order_id))
+        return cast_(with_number, outbox.c.payload.type)
+
+    published = insert(outbox).from_select(
+        list(OUTBOX_ROW_COLUMNS), select(*(column(name) for name in OUTBOX_ROW_COLUMNS)).select_from(order)
+    )
+    return select(order.c.id, order.c.order_id).add_cte(lines.cte("i"), published.cte("e"))
 
 
 # -- a payment's capture in one statement ------------------------------------------------
