@@ -369,6 +369,17 @@ def _on_the_copy(run: list[str]) -> list[str]:
     return [s for s in run if re.search(r"\b(products|product_variants|catalog_processed_events)\b", s)]
 
 
+async def _stocked(shop: Shop, units: int) -> tuple[dict[str, str], dict[str, Any], str, str]:
+    """A published product of one variant, `units` of it in stock and in the copy (its event
+    handled): the admin's auth, the product as created, its id and its variant's."""
+    auth = await admin(shop)
+    product = await published_product(shop, auth)
+    product_id, variant = product["productId"], product["variants"][0]["variantId"]
+    await adjust(shop, auth, product_id, units, variant_id=variant)
+    await shop.relay()
+    return auth, product, product_id, variant
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 class TestOneStatementOnPostgreSQL:
     """A figure that leaves an item in stock (the copy held units and still does) goes in one
@@ -422,11 +433,7 @@ class TestOneStatementOnPostgreSQL:
         assert (await public(shop, product_id))["stock"] == 3
 
     async def test_delivered_again_it_changes_nothing(self, shop: Shop) -> None:
-        auth = await admin(shop)
-        product = await published_product(shop, auth)
-        product_id, variant = product["productId"], product["variants"][0]["variantId"]
-        await adjust(shop, auth, product_id, 10, variant_id=variant)
-        await shop.relay()
+        auth, _, product_id, variant = await _stocked(shop, 10)
         shop.clock.advance(seconds=1)
         await adjust(shop, auth, product_id, -4, variant_id=variant)
         shop.clock.advance(seconds=1)
@@ -446,11 +453,7 @@ class TestOneStatementOnPostgreSQL:
     async def test_the_same_figure_twice_at_one_time_is_recorded_once(self, shop: Shop) -> None:
         """Its time equal to the copy's, a duplicate passes the statement's guards: its
         processed row refuses it, and nothing of it is written."""
-        auth = await admin(shop)
-        product = await published_product(shop, auth)
-        product_id, variant = product["productId"], product["variants"][0]["variantId"]
-        await adjust(shop, auth, product_id, 10, variant_id=variant)
-        await shop.relay()
+        auth, _, product_id, variant = await _stocked(shop, 10)
         shop.clock.advance(seconds=1)
         await adjust(shop, auth, product_id, -4, variant_id=variant)
         [event] = await held_back(shop)
@@ -463,11 +466,7 @@ class TestOneStatementOnPostgreSQL:
         assert await stored_copy(shop, variant) == (6, event.occurred_at)
 
     async def test_a_cached_detail_of_another_version_is_dropped(self, shop: Shop) -> None:
-        auth = await admin(shop)
-        product = await published_product(shop, auth)
-        product_id, variant = product["productId"], product["variants"][0]["variantId"]
-        await adjust(shop, auth, product_id, 5, variant_id=variant)
-        await shop.relay()
+        auth, product, product_id, variant = await _stocked(shop, 5)
         key = f"catalog:product:{product_id}"
         older = {**product, "name": "An older name", "updatedAt": "2020-01-01T00:00:00Z"}
         await shop.platform.cache.set(key, json.dumps(older).encode(), ttl=60)
@@ -485,11 +484,7 @@ class TestOneStatementOnPostgreSQL:
 
     async def test_a_figure_that_empties_the_item_takes_the_unit_of_work(self, shop: Shop) -> None:
         """Out of stock, the product says so (`product.availability_changed`): not at once."""
-        auth = await admin(shop)
-        product = await published_product(shop, auth)
-        product_id, variant = product["productId"], product["variants"][0]["variantId"]
-        await adjust(shop, auth, product_id, 2, variant_id=variant)
-        await shop.relay()
+        auth, _, product_id, variant = await _stocked(shop, 2)
         await reserve(shop, auth, "ord_20261125_0007", line(product_id, 2, variant))
 
         async with _statements_run([shop.platform.db("catalog")]) as taken:

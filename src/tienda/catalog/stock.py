@@ -17,7 +17,7 @@ not: search would otherwise rewrite its index on every reservation of a popular 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,7 @@ from tienda.catalog.schemas import ProductRead
 from tienda.catalog.service import TOMBSTONE, CatalogService, buyable, product_cache_key
 from tienda.inventory import events as inventory_events
 from tienda.platform.db import Database, UnitOfWork
-from tienda.platform.events import Consumer, Event
+from tienda.platform.events import Consumer, Event, processed_params
 from tienda.platform.observability import get_logger
 
 log = get_logger("tienda.catalog.stock")
@@ -135,7 +135,7 @@ class StockCopy:
         figure = StockFigure.of(event)
         if figure is None or figure.available <= 0:
             return False
-        processed = {"p_consumer": CONSUMER, "p_event_id": event.id, "p_processed_at": datetime.now(UTC)}
+        processed = processed_params(CONSUMER, event)
         try:
             head = await repository.take_stock_at_once(
                 db, figure.product_id, figure.variant_id, available=figure.available, at=figure.at, processed=processed

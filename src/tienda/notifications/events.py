@@ -6,14 +6,13 @@ notifications and the processed row go in one statement instead (`from_event_at_
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from tienda.inventory import events as inventory_events
 from tienda.notifications.domain import NotificationType
 from tienda.notifications.service import NotificationService
 from tienda.orders import events as order_events
 from tienda.platform.db import UnitOfWork
-from tienda.platform.events import Consumer, Event
+from tienda.platform.events import Consumer, Event, processed_params
 from tienda.users import events as user_events
 
 SOURCES: dict[str, NotificationType] = {
@@ -45,7 +44,7 @@ def consumers(service_of: Callable[[], NotificationService]) -> list[Consumer]:
             service = service_of()
             if not service.db.multi_table_statements:
                 return False
-            processed = {"p_consumer": name, "p_event_id": event.id, "p_processed_at": datetime.now(UTC)}
+            processed = processed_params(name, event)
             claimed = await service.from_event_at_once(
                 event_id=event.id, kind=kind, payload=event.payload, processed=processed
             )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -39,7 +39,7 @@ from tienda.payments.events import PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REF
 from tienda.platform.clock import Clock
 from tienda.platform.db import Database, UnitOfWork
 from tienda.platform.errors import ErrorDetail
-from tienda.platform.events import Consumer, Event, outbox_row
+from tienda.platform.events import Consumer, Event, outbox_row, processed_params
 from tienda.platform.observability import get_logger
 
 log = get_logger("tienda.orders.saga")
@@ -304,7 +304,7 @@ class Saga:
         processed row (PostgreSQL): no lock held across round trips, no transaction, no ORM
         read of the order. False for anything else (a COD order, one that gave up waiting, a
         duplicate): nothing was written, and `on_captured` decides in a unit of work."""
-        processed = {"p_consumer": CAPTURED_CONSUMER, "p_event_id": event.id, "p_processed_at": datetime.now(UTC)}
+        processed = processed_params(CAPTURED_CONSUMER, event)
         try:
             order = await repository.capture(
                 self.db,

@@ -211,6 +211,11 @@ OUTBOX_ROW_COLUMNS = ("event_id", "type", "source", "payload", "occurred_at", "a
 """The columns an `outbox_row` fills: the others start empty."""
 
 
+def processed_params(consumer: str, event: Event) -> dict[str, Any]:
+    """The parameters of `OutboxTables.add_processed_for_each`: `event` handled by `consumer` now."""
+    return {"p_consumer": consumer, "p_event_id": event.id, "p_processed_at": datetime.now(UTC)}
+
+
 def event_params(event: dict[str, Any]) -> dict[str, Any]:
     """An `outbox_row` as the parameters of a statement that also writes other tables
     (`OutboxTables.add_event_for_each`, or an insert of the outbox's columns from `e_<column>`)."""
