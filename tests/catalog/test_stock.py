@@ -4,9 +4,12 @@ from `inventory.updated` events that may come late, twice or not in order, and t
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import re
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -413,6 +416,30 @@ class TestOneStatementOnPostgreSQL:
         assert cached == (await shop.client.get(f"/api/v1/products/{product_id}")).content, "as if read whole"
         assert len(await events(shop, "product.availability_changed")) == 1, "only when it came into stock"
 
+    async def test_a_stale_figure_in_the_cached_detail_does_not_survive(self, shop: Shop) -> None:
+        """The other variants' figures come from the database, read under their row locks, not
+        from the cached detail."""
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=TWO_SIZES)
+        product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
+        await adjust(shop, auth, product_id, 5, variant_id=medium)
+        await adjust(shop, auth, product_id, 5, variant_id=large)
+        await shop.relay()
+        key = f"catalog:product:{product_id}"
+        cached = json.loads((await shop.client.get(f"/api/v1/products/{product_id}")).content)
+        cached["variants"][1]["stock"] = 99  # a figure the cache missed
+        await shop.platform.cache.set(key, json.dumps(cached).encode(), ttl=60)
+        shop.clock.advance(seconds=1)
+        await reserve(shop, auth, "ord_20261125_0008", line(product_id, 1, medium))
+
+        async with _statements_run([shop.platform.db("catalog")]) as taken:
+            await shop.relay()
+            run = await taken()
+
+        assert len(_on_the_copy(run)) == 1, run
+        refreshed = json.loads(await shop.platform.cache.get(key) or b"{}")
+        assert (stocks(refreshed), refreshed["stock"]) == ([4, 5], 9)
+
     async def test_a_product_without_variants_takes_its_own_figure_in_one_statement(self, shop: Shop) -> None:
         auth = await admin(shop)
         product = await published_product(shop, auth, variants=[])
@@ -494,3 +521,46 @@ class TestOneStatementOnPostgreSQL:
         assert len(_on_the_copy(run)) > 1, run
         went = (await events(shop, "product.availability_changed"))[-1]
         assert went["product"]["stock"] == 0
+
+
+class TestEventsAtOnce:
+    async def test_forty_figures_of_one_product_delivered_at_once_leave_each_variants_latest(self, shop: Shop) -> None:
+        """Figures of two variants of one product (some in stock, some 0: both ways of taking
+        them, on PostgreSQL) delivered concurrently and out of order, each from its own
+        connection: no deadlock, none lost, and the copy and the product read whole end with
+        each variant's latest figure. (The cached detail is refreshed after each commit; two
+        refreshes may land in either order, and the next change mends it.)"""
+        auth = await admin(shop)
+        product = await published_product(shop, auth, variants=TWO_SIZES)
+        product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
+        await adjust(shop, auth, product_id, 5, variant_id=medium)
+        await adjust(shop, auth, product_id, 5, variant_id=large)
+        await shop.relay()
+        await public(shop, product_id)  # cached
+        began = shop.clock.now()
+        figures = {medium: [3, 0, 7, 6, 0, 2, 9, 8, 4, 1] * 2, large: [0, 4, 4, 5, 0, 0, 6, 2, 8, 3] * 2}
+        sent = [
+            Event(
+                id=str(uuid.uuid4()),
+                type="inventory.updated",
+                source="inventory",
+                occurred_at=began + timedelta(milliseconds=1 + 2 * n + (variant == large)),
+                payload={"productId": product_id, "variantId": variant, "available": figure, "availableChange": 1},
+            )
+            for variant, each in figures.items()
+            for n, figure in enumerate(each)
+        ]
+        random.Random(7).shuffle(sent)
+        [copy] = consumers(catalog_service(shop.platform), shop.platform.db("catalog"))
+        subscription = Subscription(copy, shop.platform.db("catalog"))
+
+        delivered = await asyncio.gather(*(subscription.deliver(event) for event in sent))
+
+        assert delivered == [True] * len(sent)
+        latest = {
+            v: max((e for e in sent if e.payload["variantId"] == v), key=lambda e: e.occurred_at) for v in figures
+        }
+        for variant, event in latest.items():
+            assert await stored_copy(shop, variant) == (figures[variant][-1], event.occurred_at)
+        await shop.platform.cache.delete(f"catalog:product:{product_id}")
+        assert stocks(await public(shop, product_id)) == [figures[medium][-1], figures[large][-1]]

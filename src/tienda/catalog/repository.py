@@ -148,11 +148,13 @@ _SET_VARIANT_STOCK = (
 
 
 class StockHead(NamedTuple):
-    """What the stock copy needs of a product after taking a figure at once: its version and
-    whether the public sees it."""
+    """What the stock copy needs of a product after taking a figure at once: its version,
+    whether the public sees it, and its variants' figures as they are now (empty for a figure
+    of the product's own)."""
 
     updated_at: datetime
     public: bool
+    variants: dict[str, int]
 
 
 async def take_stock_at_once(
@@ -169,26 +171,40 @@ async def take_stock_at_once(
     `OutboxTables.add_processed_for_each`), in one statement that commits as it runs
     (`Database.multi_table_statements`), under the product row's lock as every product write.
     Only when it cannot change whether the product can be bought: the copy held units and
-    still does (`available` > 0, which the caller checks). None, with nothing written, when
-    the item is not known, the copy is newer than `at`, or the copy held none; an event
-    recorded before fails the statement (IntegrityError), with nothing written."""
+    still does (`available` > 0, which the caller checks). A variant's figure comes back with
+    the product's other variants' figures, read under their row locks: as the last writer
+    committed them, not as the statement's snapshot had them before it waited for the lock.
+    None, with nothing written, when the item is not known, the copy is newer than `at`, or
+    the copy held none; an event recorded before fails the statement (IntegrityError), with
+    nothing written."""
     params = {"product_id": product_id, "variant_id_": variant_id, "available_": available, "at_": at} | processed
     rows = await db.rows(_take_stock(variant_id is not None), params)
     if not rows:
         return None
-    updated_at, public = rows[0]
-    return StockHead(updated_at=updated_at.astimezone(UTC), public=bool(public))
+    updated_at, public = rows[0][:2]
+    variants: dict[str, int] = {}
+    if variant_id is not None:
+        variants = {str(row[2]): int(row[3]) for row in rows if row[2] is not None} | {variant_id: available}
+    return StockHead(updated_at=updated_at.astimezone(UTC), public=bool(public), variants=variants)
 
 
 @cache
 def _take_stock(of_a_variant: bool) -> Select[Any]:
     stamp = DateTime(timezone=True)  # read as the driver gives it: Database.rows takes no converted column
+    figures = None
     if of_a_variant:
         head = (
             select(_PRODUCTS.c.id, _PRODUCTS.c.updated_at, _PRODUCTS.c.is_active, _PRODUCTS.c.deleted_at)
             .where(_PRODUCTS.c.product_id == bindparam("product_id"))
             .with_for_update()
             .cte("head")
+        )
+        # Locked, the rows are read as last committed, past the statement's snapshot.
+        figures = (
+            select(_VARIANTS.c.variant_id, _VARIANTS.c.stock_available)
+            .where(_VARIANTS.c.product_id == head.c.id, _VARIANTS.c.variant_id != bindparam("variant_id_"))
+            .with_for_update(of=_VARIANTS)
+            .cte("v")
         )
         table, version = _VARIANTS, head.c
         where = [_VARIANTS.c.product_id == head.c.id, _VARIANTS.c.variant_id == bindparam("variant_id_")]
@@ -210,7 +226,13 @@ def _take_stock(of_a_variant: bool) -> Select[Any]:
         .cte("m")
     )
     recorded = OUTBOX.add_processed_for_each(taken).cte("p")
-    return select(taken.c.updated_at, taken.c.public).add_cte(recorded)
+    if figures is None:
+        return select(taken.c.updated_at, taken.c.public).add_cte(recorded)
+    return (
+        select(taken.c.updated_at, taken.c.public, figures.c.variant_id, figures.c.stock_available)
+        .select_from(taken.outerjoin(figures, true()))
+        .add_cte(recorded)
+    )
 
 
 async def product(session: AsyncSession, product_id: str, *, for_update: bool = False) -> Product | None:

@@ -128,8 +128,9 @@ class StockCopy:
         """`apply` of the common figure, in one statement with the event's processed row
         (PostgreSQL; `repository.take_stock_at_once`): an item that had units and still has,
         so whether the product can be bought does not change and nothing is published. Then
-        the cached detail, if it is of the product's version, takes the figure from itself;
-        one of another version is dropped (the next read renders it). False for anything else
+        the cached detail, if it is of the product's version, takes the figures the statement
+        read under the lock (as `apply` refreshes it); one of another version is dropped (the
+        next read renders it). False for anything else
         (a figure of none, an item the copy holds none of or does not know, an older event, a
         duplicate): nothing was written, and `apply` decides in a unit of work."""
         figure = StockFigure.of(event)
@@ -156,19 +157,14 @@ class StockCopy:
             read = ProductRead.model_validate_json(cached)
             if figure.variant_id is None and read.variants:
                 return  # a product with variants shows theirs, not its own figure
-            if read.updated_at != head.updated_at or (
-                figure.variant_id is not None and figure.variant_id not in {v.variant_id for v in read.variants}
-            ):
+            if read.updated_at != head.updated_at or {v.variant_id for v in read.variants} != set(head.variants):
                 await self.catalog.cache.delete(key)
                 return
             if figure.variant_id is None:
                 read = read.model_copy(update={"stock": figure.available})
-            else:
-                variants = [
-                    v.model_copy(update={"stock": figure.available}) if v.variant_id == figure.variant_id else v
-                    for v in read.variants
-                ]
-                read = read.model_copy(update={"variants": variants, "stock": buyable(0, [v.stock for v in variants])})
+            else:  # every figure as the database has it, so a stale one in the cache does not survive
+                variants = [v.model_copy(update={"stock": head.variants[v.variant_id]}) for v in read.variants]
+                read = read.model_copy(update={"variants": variants, "stock": buyable(0, list(head.variants.values()))})
             await self.catalog.cache.set(key, read.model_dump_json(by_alias=True).encode(), ttl=self.catalog.cache_ttl)
         except Exception as exc:  # committed already: the entry expires with its TTL
             log.warning("stock_cache_refresh_failed", product_id=figure.product_id, error=repr(exc))
