@@ -383,18 +383,25 @@ async def _stocked(shop: Shop, units: int) -> tuple[dict[str, str], dict[str, An
     return auth, product, product_id, variant
 
 
+async def _two_sizes_stocked(shop: Shop, medium_units: int, large_units: int) -> tuple[dict[str, str], str, str, str]:
+    """A published product in two sizes, stocked and in the copy (their events handled): the
+    admin's auth, the product's id and its two variants' (medium, large)."""
+    auth = await admin(shop)
+    product = await published_product(shop, auth, variants=TWO_SIZES)
+    product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
+    await adjust(shop, auth, product_id, medium_units, variant_id=medium)
+    await adjust(shop, auth, product_id, large_units, variant_id=large)
+    await shop.relay()
+    return auth, product_id, medium, large
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 class TestOneStatementOnPostgreSQL:
     """A figure that leaves an item in stock (the copy held units and still does) goes in one
-    statement with its processed row; the cached detail takes it from itself."""
+    statement with its processed row; the cached detail takes the figures it read."""
 
     async def test_a_variant_still_in_stock_takes_its_figure_in_one_statement(self, shop: Shop) -> None:
-        auth = await admin(shop)
-        product = await published_product(shop, auth, variants=TWO_SIZES)
-        product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
-        await adjust(shop, auth, product_id, 10, variant_id=medium)
-        await adjust(shop, auth, product_id, 4, variant_id=large)
-        await shop.relay()
+        auth, product_id, medium, _ = await _two_sizes_stocked(shop, 10, 4)
         await public(shop, product_id)  # the current version, cached
         shop.clock.advance(seconds=1)
         await reserve(shop, auth, "ord_20261125_0005", line(product_id, 3, medium))
@@ -419,12 +426,7 @@ class TestOneStatementOnPostgreSQL:
     async def test_a_stale_figure_in_the_cached_detail_does_not_survive(self, shop: Shop) -> None:
         """The other variants' figures come from the database, read under their row locks, not
         from the cached detail."""
-        auth = await admin(shop)
-        product = await published_product(shop, auth, variants=TWO_SIZES)
-        product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
-        await adjust(shop, auth, product_id, 5, variant_id=medium)
-        await adjust(shop, auth, product_id, 5, variant_id=large)
-        await shop.relay()
+        auth, product_id, medium, _ = await _two_sizes_stocked(shop, 5, 5)
         key = f"catalog:product:{product_id}"
         cached = json.loads((await shop.client.get(f"/api/v1/products/{product_id}")).content)
         cached["variants"][1]["stock"] = 99  # a figure the cache missed
@@ -530,12 +532,7 @@ class TestEventsAtOnce:
         connection: no deadlock, none lost, and the copy and the product read whole end with
         each variant's latest figure. (The cached detail is refreshed after each commit; two
         refreshes may land in either order, and the next change mends it.)"""
-        auth = await admin(shop)
-        product = await published_product(shop, auth, variants=TWO_SIZES)
-        product_id, medium, large = product["productId"], *(v["variantId"] for v in product["variants"])
-        await adjust(shop, auth, product_id, 5, variant_id=medium)
-        await adjust(shop, auth, product_id, 5, variant_id=large)
-        await shop.relay()
+        _, product_id, medium, large = await _two_sizes_stocked(shop, 5, 5)
         await public(shop, product_id)  # cached
         began = shop.clock.now()
         figures = {medium: [3, 0, 7, 6, 0, 2, 9, 8, 4, 1] * 2, large: [0, 4, 4, 5, 0, 0, 6, 2, 8, 3] * 2}
