@@ -114,12 +114,10 @@ class StockCopy:
             log.warning("stock_cache_read_failed", product_id=product_id, error=repr(exc))
             cached = None
         if cached is not None and cached != TOMBSTONE:
-            read = ProductRead.model_validate_json(cached)
-            if read.updated_at == rows.updated_at and {v.variant_id for v in read.variants} == set(rows.variants):
-                variants = [
-                    v.model_copy(update={"stock": rows.variants[v.variant_id].available}) for v in read.variants
-                ]
-                return read.model_copy(update={"variants": variants, "stock": _available(rows)})
+            figures = {variant_id: cell.available for variant_id, cell in rows.variants.items()}
+            read = _refigured(ProductRead.model_validate_json(cached), rows.updated_at, rows.own.available, figures)
+            if read is not None:
+                return read
         product = await repository.product_as_stored(uow.session, product_id)
         assert product is not None  # locked by `stock_rows` in this transaction
         return await self.catalog._product_read(uow, product)
@@ -130,9 +128,9 @@ class StockCopy:
         so whether the product can be bought does not change and nothing is published. Then
         the cached detail, if it is of the product's version, takes the figures the statement
         read under the lock (as `apply` refreshes it); one of another version is dropped (the
-        next read renders it). False for anything else
-        (a figure of none, an item the copy holds none of or does not know, an older event, a
-        duplicate): nothing was written, and `apply` decides in a unit of work."""
+        next read renders it). False for anything else (a figure of none, an item the copy
+        holds none of or does not know, an older event, a duplicate): nothing was written,
+        and `apply` decides in a unit of work."""
         figure = StockFigure.of(event)
         if figure is None or figure.available <= 0:
             return False
@@ -157,15 +155,14 @@ class StockCopy:
             read = ProductRead.model_validate_json(cached)
             if figure.variant_id is None and read.variants:
                 return  # a product with variants shows theirs, not its own figure
-            if read.updated_at != head.updated_at or {v.variant_id for v in read.variants} != set(head.variants):
+            # Every figure as the database has it (the own one only without variants), so a
+            # stale one in the cache does not survive.
+            refigured = _refigured(read, head.updated_at, figure.available, head.variants)
+            if refigured is None:
                 await self.catalog.cache.delete(key)
                 return
-            if figure.variant_id is None:
-                read = read.model_copy(update={"stock": figure.available})
-            else:  # every figure as the database has it, so a stale one in the cache does not survive
-                variants = [v.model_copy(update={"stock": head.variants[v.variant_id]}) for v in read.variants]
-                read = read.model_copy(update={"variants": variants, "stock": buyable(0, list(head.variants.values()))})
-            await self.catalog.cache.set(key, read.model_dump_json(by_alias=True).encode(), ttl=self.catalog.cache_ttl)
+            body = refigured.model_dump_json(by_alias=True).encode()
+            await self.catalog.cache.set(key, body, ttl=self.catalog.cache_ttl)
         except Exception as exc:  # committed already: the entry expires with its TTL
             log.warning("stock_cache_refresh_failed", product_id=figure.product_id, error=repr(exc))
 
@@ -215,3 +212,13 @@ def changes_available(event: Event) -> bool:
 
 def _available(rows: StockRows) -> int:
     return buyable(rows.own.available, [cell.available for cell in rows.variants.values()])
+
+
+def _refigured(read: ProductRead, updated_at: datetime, own: int, variants: dict[str, int]) -> ProductRead | None:
+    """A cached detail with these figures (the product's own, its variants' by id), when it is
+    of this version (`updatedAt`, which every product write moves) and these variants; None
+    when it is not."""
+    if read.updated_at != updated_at or {v.variant_id for v in read.variants} != set(variants):
+        return None
+    shown = [v.model_copy(update={"stock": variants[v.variant_id]}) for v in read.variants]
+    return read.model_copy(update={"variants": shown, "stock": buyable(own, list(variants.values()))})
