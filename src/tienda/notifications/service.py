@@ -9,7 +9,7 @@ sent again by the retry job: delivery is at least once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -96,14 +96,22 @@ class Claimed:
 
 
 def _claimed(row: Notification) -> Claimed:
+    return _claimed_of(row.id, {name: getattr(row, name) for name in _CLAIMED_COLUMNS})
+
+
+_CLAIMED_COLUMNS = ("notification_id", "attempts", "type", "channel", "recipient", "payload")
+
+
+def _claimed_of(row_id: int, values: Mapping[str, Any]) -> Claimed:
+    """The attempt at a notification of these column values (`_CLAIMED_COLUMNS` at least)."""
     return Claimed(
-        id=row.id,
-        notification_id=row.notification_id,
-        attempt=row.attempts,
-        kind=NotificationType(row.type),
-        channel=Channel(row.channel),
-        recipient=row.recipient,
-        payload=dict(row.payload),
+        id=row_id,
+        notification_id=values["notification_id"],
+        attempt=values["attempts"],
+        kind=NotificationType(values["type"]),
+        channel=Channel(values["channel"]),
+        recipient=values["recipient"],
+        payload=dict(values["payload"]),
     )
 
 
@@ -231,18 +239,7 @@ class NotificationService:
             ids = await repository.add_at_once(self.db, planned, processed)
         except IntegrityError:
             return None
-        return [
-            Claimed(
-                id=ids[values["dedup_key"]],
-                notification_id=values["notification_id"],
-                attempt=values["attempts"],
-                kind=kind,
-                channel=Channel(values["channel"]),
-                recipient=values["recipient"],
-                payload=dict(values["payload"]),
-            )
-            for values in planned
-        ]
+        return [_claimed_of(ids[values["dedup_key"]], values) for values in planned]
 
     async def _addressed(
         self, event_id: str, kind: NotificationType, payload: dict[str, Any], *, quiet: bool = False
