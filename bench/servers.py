@@ -48,12 +48,7 @@ def app_env(server: str, workers: int, metrics_dir: Path) -> dict[str, str]:
 
 def hello_command(server: str, port: int, workers: int) -> list[str]:
     if server == "uvicorn":
-        return [
-            str(BIN / "uvicorn"),
-            "bench.hello:app",
-            *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
-            *("--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"),
-        ]
+        return [sys.executable, "-m", "bench.hello", str(port), str(workers)]
     if server == "granian":
         return [*_granian(port, workers), "bench.hello:app"]
     raise ValueError(f"unknown server {server!r}; known: {', '.join(SERVERS)}")

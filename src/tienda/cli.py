@@ -218,7 +218,7 @@ def serve(
 ) -> None:
     """Run the API in production configuration: URLs from TIENDA_* environment variables,
     several worker processes. Run `tienda migrate` first and `tienda worker` beside it."""
-    import uvicorn
+    from tienda.platform import serving
 
     overrides: dict[str, Any] = {}
     if service:
@@ -237,7 +237,7 @@ def serve(
     typer.echo(
         f"Serving {', '.join(settings.services) or 'all modules'} on http://{host}:{port} with {count} worker(s)"
     )
-    uvicorn.run(
+    serving.run(
         "tienda.asgi:create",
         factory=True,
         host=host,
