@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 
@@ -10,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import Shop
+from tienda.app import YOUNG_COLLECTION_THRESHOLD, create_app
 from tienda.platform import web
 from tienda.platform.observability import HttpMetrics, configure_logging, native_telemetry
 
@@ -220,3 +222,17 @@ class TestNativeTelemetry:
 
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
         assert native_telemetry() is None  # FastAPI's default: on, with the configured providers
+
+
+class TestCollectorAfterStartup:
+    async def test_startup_freezes_what_it_made_and_young_objects_wait_for_ten_thousand(self, shop: Shop) -> None:
+        app = create_app(shop.settings, platform=shop.platform)
+        before = gc.get_threshold()
+        try:
+            gc.unfreeze()
+            async with app.router.lifespan_context(app):
+                assert gc.get_freeze_count() > 0
+                assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        finally:
+            gc.unfreeze()
+            gc.set_threshold(*before)

@@ -133,21 +133,27 @@ def _cart(flat: list[Any]) -> StoredCart | None:
     if not flat:
         return None
     cart_id = ""
-    lines: list[tuple[int, int, StoredLine]] = []
+    fields: list[str] = []
+    values: list[bytes] = []
     for field, value in zip(flat[::2], flat[1::2], strict=True):
         name = field.decode() if isinstance(field, bytes) else str(field)
         if name == META:
             cart_id = value.decode() if isinstance(value, bytes) else str(value)
-            continue
+        else:
+            fields.append(name)
+            values.append(value if isinstance(value, bytes) else str(value).encode())
+    # The lines' JSON values parsed as one array: one call instead of one per line.
+    lines: list[tuple[int, int, StoredLine]] = []
+    for name, line in zip(fields, json.loads(b"[" + b",".join(values) + b"]"), strict=True):
         product_id, _, variant_id = name.partition("/")
-        line = json.loads(value)
+        added_ms = int(line["t"])
         stored = StoredLine(
             item_id=line["id"],
             key=LineKey(product_id, variant_id or None),
             quantity=int(line["q"]),
-            added_at=datetime.fromtimestamp(line["t"] / 1000, tz=UTC),
+            added_at=datetime.fromtimestamp(added_ms / 1000, tz=UTC),
         )
-        lines.append((int(line["t"]), int(line.get("n", 0)), stored))
+        lines.append((added_ms, int(line.get("n", 0)), stored))
     lines.sort(key=lambda each: (each[0], each[1], each[2].item_id))
     return StoredCart(cart_id=cart_id, lines=[each[2] for each in lines])
 

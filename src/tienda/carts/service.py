@@ -197,7 +197,7 @@ class CartService:
                 quantity=line.quantity,
             )
             lines.append(
-                CartLineRead(
+                CartLineRead.model_construct(
                     item_id=line.item_id,
                     product_id=line.key.product_id,
                     variant_id=line.key.variant_id,
@@ -214,7 +214,7 @@ class CartService:
                     added_at=line.added_at,
                 )
             )
-        return CartRead(
+        return CartRead.model_construct(
             cart_id=stored.cart_id if stored else (owner.guest_cart_id if owner else None),
             user_id=owner.user_id if owner else None,
             items=lines,
