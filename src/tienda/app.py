@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,7 +22,7 @@ from tienda.platform import web
 from tienda.platform.clock import Clock
 from tienda.platform.modules import ModuleSpec
 from tienda.platform.observability import HttpMetrics, configure_logging, native_telemetry
-from tienda.platform.runtime import Platform
+from tienda.platform.runtime import Platform, settle_collector
 from tienda.search.module import MODULE as SEARCH
 from tienda.settings import Settings
 from tienda.users.module import MODULE as USERS
@@ -61,13 +60,6 @@ def build_platform(
     return Platform.build(settings, modules, clock=clock)
 
 
-YOUNG_COLLECTION_THRESHOLD = 10_000
-"""Tracked objects allocated (less those freed) before the collector walks the young ones.
-Python's 700 is passed by what 32 requests in flight hold alive at once, so the collector ran
-about every 30 cart writes to find almost nothing: 17 us of a 450 us request, and a full
-collection (up to 5 ms) every few seconds. At 10,000 it ran twice in 20,000."""
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -92,11 +84,7 @@ def create_app(
         if owned and settings.relays_in_process:
             current.relay.start()  # one process does it all (dev): its jobs run here too
             current.jobs.start()
-        # What start-up allocated lives as long as the process: keep the collector from
-        # walking it again on every full collection (pauses that show in the p99).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
+        settle_collector()
         try:
             yield
         finally:

@@ -25,7 +25,7 @@ from tienda.orders.seed import seed_coupons
 from tienda.platform.auth import Role
 from tienda.platform.http import UpstreamUnavailable
 from tienda.platform.migrations import make_revision
-from tienda.platform.runtime import Platform
+from tienda.platform.runtime import Platform, settle_collector
 from tienda.search.wiring import search_service
 from tienda.settings import Settings
 from tienda.users.errors import EmailTaken
@@ -267,6 +267,7 @@ def worker(
                 await _when_reachable(search_service(platform).ensure_index, "the catalog service (to build the index)")
             await platform.start_consumers()
             platform.jobs.start()
+            settle_collector()
             broker = "RabbitMQ" if settings.broker_url else "in-process"
             typer.echo(f"Worker running for {', '.join(platform.modules)} (broker: {broker})")
             await platform.relay.run_forever()

@@ -11,9 +11,10 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import Shop
-from tienda.app import YOUNG_COLLECTION_THRESHOLD, create_app
+from tienda.app import create_app
 from tienda.platform import web
 from tienda.platform.observability import HttpMetrics, configure_logging, native_telemetry
+from tienda.platform.runtime import YOUNG_COLLECTION_THRESHOLD
 
 
 @pytest.fixture
