@@ -38,13 +38,4 @@ if __name__ == "__main__":
     from tienda.platform import serving
 
     port, workers = map(int, sys.argv[1:3])
-    serving.run(
-        "bench.hello:app",
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-    )
+    serving.run("bench.hello:app", host="127.0.0.1", port=port, workers=workers, **serving.SERVER_OPTIONS)

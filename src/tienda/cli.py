@@ -243,12 +243,9 @@ def serve(
         host=host,
         port=port,
         workers=count,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
         proxy_headers=True,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        **serving.SERVER_OPTIONS,
     )
 
 

@@ -26,6 +26,10 @@ BALANCED = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 """Whether the kernel spreads connections over the sockets of a SO_REUSEPORT group (Linux; the
 BSDs and macOS accept the option but give every connection to one socket)."""
 
+SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "log_level": "warning", "access_log": False}
+"""uvicorn as `tienda serve` runs the shop (the bench's hello ceiling runs the same way): uvloop
+and httptools, and no uvicorn access log (the shop writes its own, `platform.web`)."""
+
 
 class ReusePortSocket(socket.socket):
     """A bound, not listening, SO_REUSEPORT socket that pickles as a new socket on its address."""
