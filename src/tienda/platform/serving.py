@@ -2,11 +2,12 @@
 
 uvicorn's supervisor binds one socket and every worker accepts from it. Linux wakes the processes
 waiting on one socket last in, first out, so when connections arrive together (a proxy's pool
-opening, a load test starting) one worker can take most or all of them, and keeps them for as
-long as they are kept alive: on two cores, 32 keep-alive connections went 32/0, 25/7, 13/19 or
-16/16 from one run to the next, and the p99 of a cart write went with them, 35 ms at 32/0 against
-20 at 16/16 (`docs/architecture.md`). With SO_REUSEPORT each worker listens on a socket of its
-own and the kernel spreads new connections over them by a hash of their addresses.
+opening, a load test starting) one worker can take most or all of them, and keeps them for as long
+as they are kept alive: on two cores, 32 keep-alive connections went 32/0, 25/7, 13/19 or 16/16
+from one run to the next, and cart writes went with them: 1,500 a second with a p99 of 35 ms at
+32/0 (one core idle), 2,300 and 22 ms at 13/19 (`bench/README.md`). With SO_REUSEPORT each worker
+listens on a socket of its own and the kernel spreads new connections over them by a hash of their
+addresses.
 
 uvicorn's supervisor itself is kept (worker health checks, restarts, signals): it hands its
 sockets to each worker it spawns, or respawns, by pickling them, and a `ReusePortSocket`
