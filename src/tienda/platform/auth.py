@@ -204,10 +204,10 @@ def _cutoff_key(subject: str) -> str:
 
 
 class BearerPrincipal(HTTPBearer):
-    """The caller, from `Authorization: Bearer <access token>`; None without such a header. An
-    `HTTPBearer`, so OpenAPI shows the scheme on every route that depends on it, that verifies
-    the token itself: one dependency where HTTPBearer's credentials and a second one to verify
-    them were two (FastAPI's solving of a dependency costs about 15 us a request)."""
+    """The caller, from `Authorization: Bearer <access token>`; None without such a header.
+    An `HTTPBearer` (so OpenAPI shows the scheme on every route that depends on it) that
+    verifies the token itself: one dependency where HTTPBearer's credentials and a second one
+    verifying them were two (FastAPI's solving of a dependency costs about 15 us a request)."""
 
     async def __call__(self, request: HTTPConnection) -> Principal | None:  # type: ignore[override]
         scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))

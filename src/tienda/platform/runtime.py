@@ -47,7 +47,7 @@ YOUNG_COLLECTION_THRESHOLD = 10_000
 """Tracked objects allocated (less those freed) before the collector walks the young ones.
 Python's 700 is passed by what 32 requests in flight hold alive at once, so the collector ran
 about every 30 cart writes to find almost nothing: 17 us of a 450 us request, and a full
-collection (up to 5 ms) every few seconds. At 10,000 it ran twice in 20,000."""
+collection (up to 5 ms) every few seconds. At 10,000 it ran once or twice in 20,000."""
 
 
 def settle_collector() -> None:
