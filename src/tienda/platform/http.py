@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import httpx
 import structlog
+from httpx_aiohttp import AiohttpTransport
 
 from tienda.platform.auth import Role, TokenService
 from tienda.platform.clock import Clock
@@ -297,6 +298,21 @@ def _retry_after(failure: AppError) -> float | None:
     return float(value) if value.isdigit() else None
 
 
+class _Transport(AiohttpTransport):
+    """`httpx_aiohttp`'s transport, with a connection refused or dropped reported as httpx itself
+    reports it (a transport error), not as a timeout: the library maps every aiohttp connection
+    error, timed out or not, to `ConnectTimeout`, and a service that is not there would read as
+    one that is slow."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc.__cause__, TimeoutError):  # aiohttp's timeouts are TimeoutErrors
+                raise
+            raise httpx.ConnectError(str(exc), request=request) from exc.__cause__
+
+
 class Remotes:
     """The other services this process calls: one pooled HTTP client shared by all of them, a
     breaker per service, and the SERVICE token the calls carry.
@@ -360,10 +376,15 @@ class Remotes:
         return remote
 
     def client(self) -> httpx.AsyncClient:
+        """httpx's API on aiohttp's connection pool (`httpx_aiohttp`). httpcore's pool walks every
+        connection it holds, and polls each one's socket, on every request: under 20 checkouts
+        at once the orders service of the split deployment spent 43% of its time there, and
+        the deployment completed 26-30 checkouts a second against 51-53 on aiohttp's pool."""
         if self._client is None:
+            limits = httpx.Limits(max_connections=200, keepalive_expiry=30)
             self._client = httpx.AsyncClient(
                 timeout=self.timeout,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30),
+                transport=_Transport(limits=limits, trust_env=False),
                 follow_redirects=False,
                 trust_env=False,  # calls between services never go through a proxy from the environment
             )
