@@ -74,3 +74,21 @@ async def test_the_file_mailer_writes_the_message_it_names(tmp_path: Path) -> No
     assert message["Message-ID"] == message_id
     assert _body(message, "plain") == "Hello\n"
     assert _body(message, "html") == "<p>Hello</p>\n"
+
+
+def test_headers_are_written_as_compat32_writes_them() -> None:
+    """Headers that need no folding or encoding skip `email.header.Header`; the bytes are the
+    ones the standard compat32 policy writes, for those and for the ones it folds or encodes."""
+    subjects = [
+        "Confirmed",
+        "  spaced\tout  ",
+        "Your Tienda order ord_20261127_0001 is confirmed",
+        "A subject long enough that it has to be folded over more than one line of the message head",
+        "Ihre Bestellung ist bestätigt",
+        "",
+    ]
+    for subject in subjects:
+        message = build_message(
+            sender="Tienda Støre <shop@example.com>", to="ana@example.com", subject=subject, text="Hi", html="<p>Hi</p>"
+        )
+        assert message.as_bytes() == message.as_bytes(policy=email.policy.compat32), subject

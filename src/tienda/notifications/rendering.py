@@ -17,6 +17,9 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    # The templates are the package's own files: read once per process, as its code is (Jinja
+    # would otherwise look at each template's file on every render to see whether it changed).
+    auto_reload=False,
 )
 
 

@@ -20,7 +20,9 @@ from tienda.platform.web import absolute_url
 
 payments = APIRouter(prefix="/payments", tags=["payments"])
 
-_pages = Environment(loader=PackageLoader("tienda.payments", "templates"), autoescape=select_autoescape(["html"]))
+_pages = Environment(
+    loader=PackageLoader("tienda.payments", "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
+)
 
 
 async def _payments(request: Request) -> PaymentService:
