@@ -142,3 +142,27 @@ class TestRabbitMQ:
         finally:
             await listener.close()
             await publisher.close()
+
+    async def test_an_event_no_queue_takes_is_confirmed_and_not_sent_back(self, shop: Shop) -> None:
+        publisher = RabbitBus(backends.url_of("amqp"), prefix=f"tienda-test-{uuid.uuid4().hex[:8]}")
+        returned: list[object] = []
+        try:
+            try:
+                await publisher.ping()
+            except OSError as exc:
+                backends.unreachable("amqp", exc)
+            assert publisher._channel is not None
+            publisher._channel.return_callbacks.add(lambda _channel, message: returned.append(message))
+            nobody = Event(
+                id=str(uuid.uuid4()),
+                type="test.nobody_listens",
+                source="users",
+                occurred_at=datetime.now(UTC),
+                payload={},
+            )
+            assert await publisher.publish_many([nobody, nobody]) == [None, None]
+            await publisher.publish(nobody)
+            await asyncio.sleep(0.2)  # a return would arrive after the confirm
+            assert returned == []
+        finally:
+            await publisher.close()

@@ -82,15 +82,20 @@ class RabbitBus:
 
     async def publish(self, event: Event) -> None:
         exchange = await self._ensure()
-        await exchange.publish(_message(event), routing_key=event.type)
+        await exchange.publish(_message(event), routing_key=event.type, mandatory=False)
 
     async def publish_many(self, events: Sequence[Event]) -> list[BaseException | None]:
         """All at once: each is sent as its turn comes (one channel, in order), and then all
         the broker's confirms are awaited together, not one round trip per event (a relay's
-        batch is often seventy events under load); the broker acknowledges several in one frame."""
+        batch is often seventy events under load); the broker acknowledges several in one frame.
+
+        Not `mandatory`: an event no queue is bound to (no module here consumes `order.created`,
+        say) is confirmed and dropped by the broker, where a mandatory one came back whole in a
+        `basic.return` for this process to parse and ignore, once per checkout."""
         exchange = await self._ensure()
         sent = await asyncio.gather(
-            *(exchange.publish(_message(event), routing_key=event.type) for event in events), return_exceptions=True
+            *(exchange.publish(_message(event), routing_key=event.type, mandatory=False) for event in events),
+            return_exceptions=True,
         )
         return [outcome if isinstance(outcome, BaseException) else None for outcome in sent]
 
