@@ -7,14 +7,14 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import Shop
 from tienda.orders.models import OrderSequence
-from tienda.platform.db import gave_way
+from tienda.platform.db import gave_way, raw_lane
 from tienda.users import repository
 from tienda.users.models import User
 
@@ -105,7 +105,8 @@ class TestRun:
         user_id = await shop.register("dropped@example.com")
         db = shop.platform.db("users")
         assert await db.run(_RENAME, {"of": "dropped@example.com", "name": "Before"}) == 1
-        pooled = db.engine.pool.checkedin()  # type: ignore[attr-defined]
+        pool: Any = db.engine.pool
+        pooled = pool.checkedin() + pool.checkedout()  # idle in the pool, or held by the raw lane
         outside = create_async_engine(db.url, poolclass=NullPool)  # not one of the pool's
         try:
             async with outside.connect() as conn:
@@ -141,6 +142,64 @@ class TestRun:
 
         assert rows == [(user_id, "Ret Urn")]
         assert await shop.scalar("users", "SELECT full_name FROM users WHERE user_id = :u", u=user_id) == "Ret Urn"
+
+
+_BACKEND_PID = select(func.pg_backend_pid())
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+class TestRawLane:
+    """`Database.rows` and `run` on PostgreSQL keep their connections between statements
+    (`RawLane`) instead of checking one out of the pool and back in each time."""
+
+    async def test_statements_one_after_another_run_on_one_kept_connection(self, shop: Shop) -> None:
+        db = shop.platform.db("users")
+        await db.rows(_BACKEND_PID, {})
+        pool: Any = db.engine.pool
+        out_before = pool.checkedout()
+
+        pids = {(await db.rows(_BACKEND_PID, {}))[0][0] for _ in range(20)}
+
+        assert len(pids) == 1
+        assert pool.checkedout() == out_before  # nothing checked out and in again, nothing more held
+
+    async def test_statements_at_once_take_up_to_half_the_pool_and_the_rest_from_the_pool(self, shop: Shop) -> None:
+        db = shop.platform.db("users")
+        lane = raw_lane(db.engine)
+        sleeping = select(func.pg_sleep(0.2), func.pg_backend_pid())
+
+        rows = await asyncio.gather(*(db.rows(sleeping, {}) for _ in range(lane.limit + 3)))
+
+        assert len({row[0][1] for row in rows}) == lane.limit + 3  # each on a connection of its own
+        assert lane.held == lane.limit
+        pool: Any = db.engine.pool
+        assert pool.checkedout() == lane.held  # the three past the limit went back to the pool
+
+    async def test_a_connection_held_past_its_time_goes_back_to_the_pool(self, shop: Shop) -> None:
+        db = shop.platform.db("users")
+        lane = raw_lane(db.engine)
+        await db.rows(_BACKEND_PID, {})
+        held = lane.held
+        lane.hold_seconds = 0.0
+        try:
+            await db.rows(_BACKEND_PID, {})
+            assert lane.held == held - 1  # returned after its statement: the pool may recycle it
+        finally:
+            lane.hold_seconds = 60.0
+
+    async def test_dispose_gives_every_kept_connection_back(self, shop: Shop) -> None:
+        db = shop.platform.db("users")
+        await asyncio.gather(*(db.rows(select(func.pg_sleep(0.05)), {}) for _ in range(4)))
+        lane = raw_lane(db.engine)
+        assert lane.held >= 1
+
+        await lane.close()
+
+        assert lane.held == 0
+        pool: Any = db.engine.pool
+        assert pool.checkedout() == 0
+        assert raw_lane(db.engine) is not lane  # a new lane, should the engine be used again
+        assert (await db.rows(_BACKEND_PID, {}))[0][0] > 0
 
 
 class TestGaveWay:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from tests.conftest import Shop
-from tienda.platform.db import Database, UnitOfWork
+from tienda.platform.db import Database, UnitOfWork, raw_lane
 from tienda.platform.events import Consumer, Event, InProcessBus, OutboxRelay, Subscription
 
 
@@ -343,6 +343,9 @@ async def _statements_run(databases: list[Database]) -> AsyncIterator[Callable[[
         event.listen(each, "before_cursor_execute", count)
         if postgres:
             event.listen(each.pool, "checkout", watch)
+    if postgres:  # the raw lanes' connections back to the pool: the statements check out anew
+        for db in databases:
+            await raw_lane(db.engine).close()
     try:
         yield taken
     finally:
