@@ -154,5 +154,18 @@ async def test_keep_alive_requests_over_a_real_socket(body: bytes) -> None:
         await server.wait_closed()
 
 
+async def test_writes_by_any_method_keep_their_order() -> None:
+    transport = RecordingTransport()
+    writes = serving.CoalescedWrites(transport, asyncio.get_running_loop())
+    writes.write(b"head ")
+    writes.writelines([b"one ", b"two "])
+    writes.write(LARGE_BODY)
+    writes.write(b" tail")
+    writes.close()
+    assert transport.closed
+    assert b"".join(transport.writes) == b"head one two " + LARGE_BODY + b" tail"
+    assert transport.writes[0] == b"head one two "
+
+
 def test_tienda_serve_uses_it() -> None:
     assert serving.SERVER_OPTIONS["http"] is serving.CoalescingHttpToolsProtocol

@@ -41,8 +41,8 @@ class CoalescedWrites:
 
     The first write of a turn schedules the send for the end of the turn; the writes after it
     in the same turn join it. What would make the waiting data larger than `LARGE` is not held:
-    what waits goes first, then it, as written. `close` sends what waits before closing; every
-    other attribute is the transport's own (flow control works on its buffer, as before)."""
+    what waits goes first, then it, as written. `close` and `write_eof` send what waits first;
+    every other attribute is the transport's own (flow control works on its buffer, as before)."""
 
     LARGE = 64 * 1024
 
@@ -72,6 +72,14 @@ class CoalescedWrites:
         self._size = 0
         if not self._transport.is_closing():
             self._transport.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
 
     def close(self) -> None:
         self.flush()
