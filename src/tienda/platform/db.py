@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import Pool, PoolProxiedConnection, QueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import Float, TypeDecorator, TypeEngine
 from sqlalchemy.util import greenlet_spawn
@@ -138,8 +138,8 @@ class RawLane:
     recycling applies) or once the engine is disposed, and is invalidated when its driver
     closed under a statement. One lane per engine: the modules sharing a database share it."""
 
-    def __init__(self, engine: AsyncEngine, *, limit: int, hold_seconds: float = 60.0) -> None:
-        self.engine = engine
+    def __init__(self, pool: Pool, *, limit: int, hold_seconds: float = 60.0) -> None:
+        self.pool = pool
         self.limit = limit
         self.hold_seconds = hold_seconds
         self.held = 0
@@ -157,10 +157,10 @@ class RawLane:
             self.held -= 1
             await greenlet_spawn(pooled.close)
         if self.held >= self.limit or self._closed:
-            return await self.engine.raw_connection(), None
+            return await greenlet_spawn(self.pool.connect), None
         self.held += 1
         try:
-            return await self.engine.raw_connection(), now
+            return await greenlet_spawn(self.pool.connect), now
         except BaseException:
             self.held -= 1
             raise
@@ -191,11 +191,14 @@ _lanes: weakref.WeakKeyDictionary[Any, RawLane] = weakref.WeakKeyDictionary()
 
 
 def raw_lane(engine: AsyncEngine) -> RawLane:
-    """The engine's lane, made on first use: half its pool (`pool_size`), at least one."""
+    """The engine's lane, made on first use and again after the engine's pool was disposed or
+    replaced: half the pool (`pool_size`), at least one. The lane holds the pool, not the
+    engine, so the engine's entry here goes when the engine does."""
+    pool = engine.sync_engine.pool
     lane = _lanes.get(engine.sync_engine)
-    if lane is None or lane._closed:
-        size = int(getattr(engine.sync_engine.pool, "size", lambda: 2)())
-        lane = _lanes[engine.sync_engine] = RawLane(engine, limit=max(1, size // 2))
+    if lane is None or lane._closed or lane.pool is not pool:
+        size = pool.size() if isinstance(pool, QueuePool) else 2
+        lane = _lanes[engine.sync_engine] = RawLane(pool, limit=max(1, size // 2))
     return lane
 
 
