@@ -180,12 +180,12 @@ class TestRawLane:
         lane = raw_lane(db.engine)
         await db.rows(_BACKEND_PID, {})
         held = lane.held
-        lane.hold_seconds = 0.0
+        kept, lane.hold_seconds = lane.hold_seconds, 0.0
         try:
             await db.rows(_BACKEND_PID, {})
             assert lane.held == held - 1  # returned after its statement: the pool may recycle it
         finally:
-            lane.hold_seconds = 60.0
+            lane.hold_seconds = kept
 
     async def test_dispose_gives_every_kept_connection_back(self, shop: Shop) -> None:
         db = shop.platform.db("users")
