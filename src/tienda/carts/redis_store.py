@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 
 from tienda.carts.errors import CartFull
 from tienda.carts.store import LineKey, MergeCap, Owner, StoredCart, StoredLine
+from tienda.platform.redis_pipeline import auto_pipeline
 
 META = "#cart"
 
@@ -161,6 +162,7 @@ def _cart(flat: list[Any]) -> StoredCart | None:
 class RedisCartStore:
     def __init__(self, redis: Redis, *, prefix: str, guest_ttl_seconds: int) -> None:
         self.redis = redis
+        self._pipeline = auto_pipeline(redis)
         self.prefix = prefix
         self.guest_ttl_seconds = guest_ttl_seconds
         self._set = redis.register_script(_SET)
@@ -174,7 +176,7 @@ class RedisCartStore:
         return f"{self.prefix}cart:guest:{owner.guest_cart_id}"
 
     async def load(self, owner: Owner, *, now: datetime) -> StoredCart | None:
-        return _cart(_flat(await self.redis.hgetall(self.key(owner))))
+        return _cart(_flat(await self._pipeline.execute("HGETALL", self.key(owner))))
 
     async def set_quantity(
         self,
@@ -192,7 +194,7 @@ class RedisCartStore:
         cart_id = owner.guest_cart_id or new_cart_id
         args: list[str | int] = [_field(key), quantity, new_item_id, _ms(now), cart_id, max_lines, ttl]
         try:
-            flat = await self._set(keys=[self.key(owner)], args=args)
+            flat = await self._pipeline.run_script(self._set, keys=[self.key(owner)], args=args)
         except ResponseError as exc:
             if "CART_FULL" in str(exc):
                 raise CartFull() from exc
@@ -201,10 +203,12 @@ class RedisCartStore:
 
     async def take_out(self, owner: Owner, lines: list[tuple[LineKey, int]], *, now: datetime) -> None:
         if lines:
-            await self._take(keys=[self.key(owner)], args=[x for key, q in lines for x in (_field(key), q)])
+            await self._pipeline.run_script(
+                self._take, keys=[self.key(owner)], args=[x for key, q in lines for x in (_field(key), q)]
+            )
 
     async def remove(self, owner: Owner, item_id: str, *, now: datetime) -> bool:
-        return bool(await self._remove(keys=[self.key(owner)], args=[item_id]))
+        return bool(await self._pipeline.run_script(self._remove, keys=[self.key(owner)], args=[item_id]))
 
     async def merge(
         self,
@@ -220,7 +224,7 @@ class RedisCartStore:
         args: list[str | int] = [new_cart_id, max_lines, default_cap]
         for cap in caps:
             args += [_field(cap.key), cap.cap]
-        flat = await self._merge(keys=[self.key(into), self.key(source)], args=args)
+        flat = await self._pipeline.run_script(self._merge, keys=[self.key(into), self.key(source)], args=args)
         return _cart(flat)
 
     async def purge_expired(self, *, now: datetime, limit: int = 1000) -> int:
