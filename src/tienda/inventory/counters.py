@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from tienda.platform.redis_pipeline import auto_pipeline
+
 Key = tuple[str, str]
 """(product id, variant id; "" for stock kept for a product as a whole)."""
 
@@ -157,6 +159,7 @@ class Missing:
 class Counters:
     def __init__(self, redis: Redis, *, prefix: str, ttl_seconds: int) -> None:
         self.redis = redis
+        self._pipeline = auto_pipeline(redis)
         self.prefix = f"{prefix}inventory:"
         self.ttl = ttl_seconds
         self._reserve = redis.register_script(RESERVE_SCRIPT)
@@ -177,7 +180,9 @@ class Counters:
     async def take(self, order_id: str, wanted: dict[Key, int]) -> Taken | Refused | Missing | Duplicate:
         items = list(wanted)
         keys = [self.key(k) for k in items] + [self._order(order_id)]
-        answer = await self._reserve(keys=keys, args=[wanted[k] for k in items] + [ORDER_TTL_SECONDS])
+        answer = await self._pipeline.run_script(
+            self._reserve, keys=keys, args=[wanted[k] for k in items] + [ORDER_TTL_SECONDS]
+        )
         status = int(answer[0])
         if status == -2:
             return Duplicate()
@@ -199,19 +204,23 @@ class Counters:
         for item, delta, epoch in changes:
             keys += [self.key(item), self._pending(item, epoch)]
             args += [delta, epoch]
-        await self._apply(keys=keys, args=args)
+        await self._pipeline.run_script(self._apply, keys=keys, args=args)
 
     async def forget_order(self, order_id: str) -> None:
-        await self.redis.delete(self._order(order_id))
+        await self._pipeline.execute("DEL", self._order(order_id))
 
     async def load(self, item: Key, available: int, epoch: int) -> None:
-        await self._load(keys=[self.key(item), self._pending(item, epoch)], args=[available, epoch, self.ttl])
+        await self._pipeline.run_script(
+            self._load, keys=[self.key(item), self._pending(item, epoch)], args=[available, epoch, self.ttl]
+        )
 
     async def drop(self, epochs: dict[Key, int]) -> None:
         """Forget counters known to be wrong (if still of that epoch): the next use reloads them."""
         if epochs:
             items = list(epochs)
-            await self._drop(keys=[self.key(k) for k in items], args=[epochs[k] for k in items])
+            await self._pipeline.run_script(
+                self._drop, keys=[self.key(k) for k in items], args=[epochs[k] for k in items]
+            )
 
     async def doubt(self, epochs: dict[Key, int]) -> None:
         """Counters (if still of that epoch) that let through what the database refused: they
@@ -219,9 +228,11 @@ class Counters:
         behind a change for a moment costs at most one load per DOUBT_MS."""
         if epochs:
             items = list(epochs)
-            await self._doubt(keys=[self.key(k) for k in items], args=[epochs[k] for k in items] + [DOUBT_MS])
+            await self._pipeline.run_script(
+                self._doubt, keys=[self.key(k) for k in items], args=[epochs[k] for k in items] + [DOUBT_MS]
+            )
 
     async def read(self, item: Key) -> tuple[int, int] | None:
         """(available, epoch) of a counter, None when there is none (for tests and the bench)."""
-        a, e = await self.redis.hmget(self.key(item), ["a", "e"])
+        a, e = await self._pipeline.execute("HMGET", self.key(item), "a", "e")
         return (int(a), int(e)) if a is not None and e is not None else None
