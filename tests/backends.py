@@ -13,10 +13,13 @@ the run instead: on CI no integration test may skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -46,6 +49,26 @@ def unreachable(kind: str, exc: BaseException) -> None:
     if ON_CI:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+@contextlib.asynccontextmanager
+async def reachable_redis(prefix: str) -> AsyncIterator[Redis]:
+    """A client of the test Redis, checked reachable (else skip, or fail on CI). Tests share
+    the server (across xdist workers and runs), so each keeps its keys under its own `prefix`,
+    deleted after, instead of flushing a database under someone else's feet."""
+    client = Redis.from_url(url_of("redis"))
+    try:
+        await client.ping()
+    except OSError as exc:
+        await client.aclose()
+        unreachable("redis", exc)
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 def _worker() -> str:

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy import delete, select, text, update
 
 from tests import backends
@@ -107,9 +106,8 @@ def cache_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def redis_url(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[str | None]:
-    """A reachable Redis when the test asked for `cache_backend == 'redis'`, else None.
-    Tests share the server (across xdist workers and runs), so each gets its own key prefix
-    (`redis_prefix`) instead of flushing a database under someone else's feet."""
+    """A reachable Redis when the test asked for `cache_backend == 'redis'`, else None; the
+    test's keys go under `redis_prefix` and are deleted after (`backends.reachable_redis`)."""
     wants = any(
         name in request.fixturenames and request.getfixturevalue(name) == "redis"
         for name in ("cache_backend", "cart_store")
@@ -117,17 +115,8 @@ async def redis_url(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncI
     if not wants:
         yield None
         return
-    url = backends.url_of("redis")
-    client = Redis.from_url(url)
-    try:
-        await client.ping()
-    except OSError as exc:
-        backends.unreachable("redis", exc)
-    yield url
-    keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    async with backends.reachable_redis(redis_prefix):
+        yield backends.url_of("redis")
 
 
 @pytest.fixture

@@ -17,16 +17,8 @@ from tienda.platform.redis_pipeline import AutoPipeline, auto_pipeline
 
 @pytest.fixture
 async def client(redis_prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(backends.url_of("redis"))
-    try:
-        await client.ping()
-    except OSError as exc:
-        backends.unreachable("redis", exc)
-    yield client
-    keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    async with backends.reachable_redis(redis_prefix) as client:
+        yield client
 
 
 async def test_commands_asked_together_share_one_connection_and_keep_their_order(
