@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -59,7 +60,7 @@ async def reachable_redis(prefix: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(url_of("redis"))
     try:
         await client.ping()
-    except OSError as exc:
+    except (OSError, RedisConnectionError) as exc:  # redis-py wraps the socket's error in its own
         await client.aclose()
         unreachable("redis", exc)
     try:
