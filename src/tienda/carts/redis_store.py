@@ -161,7 +161,6 @@ def _cart(flat: list[Any]) -> StoredCart | None:
 
 class RedisCartStore:
     def __init__(self, redis: Redis, *, prefix: str, guest_ttl_seconds: int) -> None:
-        self.redis = redis
         self._pipeline = auto_pipeline(redis)
         self.prefix = prefix
         self.guest_ttl_seconds = guest_ttl_seconds
