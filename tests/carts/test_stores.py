@@ -21,16 +21,18 @@ from tests.carts.support import (
     line,
     lines_of,
     merge,
+    product_for_sale,
     redis_client,
     set_item,
     set_ok,
     simple_product,
     stored_carts,
     stored_lines,
+    variant_id,
 )
 from tests.conftest import Shop
 from tienda.carts.models import Cart, CartItem
-from tienda.carts.store import Owner
+from tienda.carts.store import LineKey, Owner
 from tienda.carts.wiring import cart_jobs, cart_service
 
 TTL = 3600
@@ -325,3 +327,34 @@ class TestConcurrentWrites:
         assert await stored_lines(shop, user_id=user_id) == [(mug["productId"], None, 3)]
         assert list(await stored_carts(shop)) == [user_id]
         assert (await shop.client.get(V1, headers={TOKEN: token})).json()["items"] == []
+
+
+class TestLineKeys:
+    """What a write reads before it is made (`CartStore.line_keys`): the key of each line the
+    cart holds, as the full read shows them."""
+
+    pytestmark = pytest.mark.parametrize("cart_backend", ALL_STORES)
+
+    async def test_the_keys_of_a_users_and_a_guests_lines_and_none_without_a_cart(self, shop: Shop) -> None:
+        # given a user without a cart, a product in two variants and one without
+        _, admin = await shop.admin()
+        tee = await product_for_sale(shop, admin, variants=[{"attributes": {"size": s}} for s in ("M", "L")])
+        mug = await simple_product(shop, admin)
+        user_id, user = await shop.user()
+        service = cart_service(shop.platform)
+        mine = Owner(user_id=user_id)
+        now = shop.platform.clock.now()
+        assert await service.store.line_keys(mine, now=now) == []
+
+        # when the user sets three lines and removes one, and a guest sets one
+        for body in (line(tee, 1, 0), line(mug, 2), line(tee, 3, 1), line(tee, 0, 0)):
+            await set_ok(shop, body, user)
+        token, _ = await guest_line(shop, line(mug, 1))
+
+        # then each store names the lines left, as the cart shows them
+        keys = await service.store.line_keys(mine, now=now)
+        shown = [(p, v) for p, v, _ in lines_of(await cart(shop, user))]
+        assert sorted((k.product_id, k.variant_id) for k in keys) == sorted(shown)
+        assert sorted(shown) == sorted([(mug["productId"], None), (tee["productId"], variant_id(tee, 1))])
+        guest = service.guest(token)
+        assert await service.store.line_keys(guest, now=now) == [LineKey(mug["productId"], None)]

@@ -125,6 +125,11 @@ def _field(key: LineKey) -> str:
     return f"{key.product_id}/{key.variant_id or ''}"
 
 
+def _key(field: str) -> LineKey:
+    product_id, _, variant_id = field.partition("/")
+    return LineKey(product_id, variant_id or None)
+
+
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
@@ -146,11 +151,10 @@ def _cart(flat: list[Any]) -> StoredCart | None:
     # The lines' JSON values parsed as one array: one call instead of one per line.
     lines: list[tuple[int, int, StoredLine]] = []
     for name, line in zip(fields, json.loads(b"[" + b",".join(values) + b"]"), strict=True):
-        product_id, _, variant_id = name.partition("/")
         added_ms = int(line["t"])
         stored = StoredLine(
             item_id=line["id"],
-            key=LineKey(product_id, variant_id or None),
+            key=_key(name),
             quantity=int(line["q"]),
             added_at=datetime.fromtimestamp(added_ms / 1000, tz=UTC),
         )
@@ -176,6 +180,11 @@ class RedisCartStore:
 
     async def load(self, owner: Owner, *, now: datetime) -> StoredCart | None:
         return _cart(_flat(await self._pipeline.execute("HGETALL", self.key(owner))))
+
+    async def line_keys(self, owner: Owner, *, now: datetime) -> list[LineKey]:
+        fields = await self._pipeline.execute("HKEYS", self.key(owner))
+        names = (field.decode() if isinstance(field, bytes) else str(field) for field in fields)
+        return [_key(name) for name in names if name != META]
 
     async def set_quantity(
         self,

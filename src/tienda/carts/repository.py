@@ -78,6 +78,10 @@ class SqlCartStore:
             cart = await _cart(uow.session, owner, now)
             return _stored(cart, await _items(uow.session, cart)) if cart else None
 
+    async def line_keys(self, owner: Owner, *, now: datetime) -> list[LineKey]:
+        stored = await self.load(owner, now=now)
+        return [line.key for line in stored.lines] if stored else []
+
     async def _make_cart(self, owner: Owner, now: datetime, new_cart_id: str, expires_at: datetime | None) -> None:
         """Make the owner's cart, committed, unless a racing first write made it already.
 

@@ -70,7 +70,7 @@ class CartService:
 
     async def view(self, owner: Owner | None) -> CartRead:
         stored = await self.store.load(owner, now=self.clock.now()) if owner else None
-        products, stock = await self._lookup(stored, None)
+        products, stock = await self._lookup(_product_ids(stored))
         return self._read(owner, stored, products, stock)
 
     async def set_item(self, owner: Owner, *, product_id: str, variant_id: str | None, quantity: int) -> CartRead:
@@ -82,14 +82,15 @@ class CartService:
                 details=[ErrorDetail(field="body.quantity", message=f"at most {self.max_quantity} per line")],
             )
         now = self.clock.now()
-        stored = await self.store.load(owner, now=now)
+        # Only the lines' keys before the write (the products to price the answer with); the
+        # write answers the cart as it leaves it.
+        keys = await self.store.line_keys(owner, now=now)
         key = LineKey(product_id, variant_id)
-        if quantity == 0 and not any(line.key == key for line in (stored.lines if stored else [])):
+        if quantity == 0 and key not in keys:
             # Nothing to remove: nothing is written (no empty cart made, nothing touched).
-            products, stock = await self._lookup(stored, None)
-            return self._read(owner, stored, products, stock)
+            return await self.view(owner)
         if quantity > 0:
-            products, stock = await self._lookup(stored, product_id)
+            products, stock = await self._lookup([k.product_id for k in keys] + [product_id])
             self._check_can_buy(products.get(product_id), key, quantity, stock)
         stored = await self.store.set_quantity(
             owner,
@@ -102,7 +103,7 @@ class CartService:
             expires_at=now + self.guest_ttl if owner.guest_cart_id else None,
         )
         if quantity == 0:
-            products, stock = await self._lookup(stored, None)
+            products, stock = await self._lookup(_product_ids(stored))
         return self._read(owner, stored, products, stock)
 
     async def remove_item(self, owner: Owner | None, *, item_id: str) -> None:
@@ -134,7 +135,7 @@ class CartService:
             default_cap=self.max_quantity,
             max_lines=self.max_lines,
         )
-        products, stock = await self._lookup(stored, None)
+        products, stock = await self._lookup(_product_ids(stored))
         return self._read(user, stored, products, stock)
 
     async def take_out(self, owner: Owner, lines: list[tuple[str, str | None, int]]) -> None:
@@ -145,16 +146,11 @@ class CartService:
 
     # -- internals ------------------------------------------------------------------------
 
-    async def _lookup(
-        self, stored: StoredCart | None, also: str | None
-    ) -> tuple[dict[str, ProductInfo], dict[StockKey, int]]:
-        """The products of the cart's lines (and `also`) as they are now, and their stock."""
-        ids = [line.key.product_id for line in stored.lines] if stored else []
-        if also is not None:
-            ids.append(also)
-        if not ids:
+    async def _lookup(self, product_ids: list[str]) -> tuple[dict[str, ProductInfo], dict[StockKey, int]]:
+        """These products as they are now, and their stock."""
+        if not product_ids:
             return {}, {}
-        ids = list(dict.fromkeys(ids))
+        ids = list(dict.fromkeys(product_ids))
         return await self.catalog.products(ids), await self.inventory.available(ids)
 
     def _check_can_buy(
@@ -197,7 +193,7 @@ class CartService:
                 quantity=line.quantity,
             )
             lines.append(
-                CartLineRead.model_construct(
+                CartLineRead.trusted(
                     item_id=line.item_id,
                     product_id=line.key.product_id,
                     variant_id=line.key.variant_id,
@@ -214,7 +210,7 @@ class CartService:
                     added_at=line.added_at,
                 )
             )
-        return CartRead.model_construct(
+        return CartRead.trusted(
             cart_id=stored.cart_id if stored else (owner.guest_cart_id if owner else None),
             user_id=owner.user_id if owner else None,
             items=lines,
@@ -226,6 +222,10 @@ class CartService:
 
     async def purge_expired(self, *, now: datetime | None = None) -> int:
         return await self.store.purge_expired(now=now or self.clock.now())
+
+
+def _product_ids(stored: StoredCart | None) -> list[str]:
+    return [line.key.product_id for line in stored.lines] if stored else []
 
 
 def _stock_key(key: LineKey) -> StockKey:

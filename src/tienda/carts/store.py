@@ -57,6 +57,11 @@ class CartStore(Protocol):
         """The cart, or None when there is none (never written, emptied guest cart gone, expired)."""
         ...
 
+    async def line_keys(self, owner: Owner, *, now: datetime) -> list[LineKey]:
+        """The keys of the cart's lines, in no order (none when there is no cart): what a write
+        needs to know before it is made, without reading the rest of each line."""
+        ...
+
     async def set_quantity(
         self,
         owner: Owner,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -20,6 +20,27 @@ class Schema(BaseModel):
 
 class ReadSchema(Schema):
     model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """An answer built from values the code computed itself, every field given by its
+        Python name: what `model_construct` makes (no validation; the attributes it sets),
+        without its look-up of each field's aliases and default, which is most of its cost
+        (0.7 instead of 4.2 us for a cart line). A field left out or unknown is a TypeError."""
+        if values.keys() != cls.__pydantic_fields__.keys():
+            fields = cls.__pydantic_fields__.keys()
+            raise TypeError(
+                f"{cls.__name__}.trusted: missing {fields - values.keys()}, unknown {values.keys() - fields}"
+            )
+        answer = cls.__new__(cls)
+        _set(answer, "__dict__", values)
+        _set(answer, "__pydantic_fields_set__", set(values))
+        _set(answer, "__pydantic_extra__", None)
+        _set(answer, "__pydantic_private__", None)
+        return answer
+
+
+_set = object.__setattr__
 
 
 def examples(*values: dict[str, Any]) -> dict[str, Any]:
