@@ -253,6 +253,7 @@ def _scenario(cfg: Config, shop: Server, worker: Server, scenario: Scenario, tar
     if scenario.prime is not None:
         asyncio.run(scenario.prime(target))
     load(max(concurrencies), cfg.warmup)
+    asyncio.run(data.analyze(target.database_url))
     rows: list[Row] = []
     for c in concurrencies:
         # Each row is measured beside the events of its own load only, not the backlog that the

@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.data import analyze
 from bench.flows import AiohttpClient, run_flow, runner
 from bench.measure import CpuWatch
 from bench.results import Row
@@ -91,6 +92,8 @@ async def _measure(concurrencies: Sequence[int], duration: float, warmup: float)
                 measured: list[Row] = []
                 try:
                     await run_flow(clients, flow, rows, concurrency=max(concurrencies), duration=warmup)
+                    for service in split.services.values():  # as bench.run does after a warm-up
+                        await analyze(service.database_url)
                     for c in concurrencies:
                         watch = CpuWatch(os.getpid(), skip_root=True)
                         m = await run_flow(clients, flow, rows[:c], concurrency=c, duration=duration)
