@@ -10,6 +10,7 @@ import pytest
 
 from tienda.carts.domain import LineStatus
 from tienda.carts.schemas import CartLineRead
+from tienda.platform.schemas import ReadSchema
 
 
 def a_line(**changes: Any) -> dict[str, Any]:
@@ -53,3 +54,18 @@ def test_trusted_makes_what_model_construct_makes() -> None:
 def test_a_field_left_out_or_unknown_is_a_type_error(values: dict[str, Any], named: str) -> None:
     with pytest.raises(TypeError, match=named.replace("{", r"\{").replace("}", r"\}")):
         CartLineRead.trusted(**values)
+
+
+class Finished(ReadSchema):
+    """A model with a `model_post_init`, which `trusted` must not skip."""
+
+    name: str
+    shown: str = ""
+
+    def model_post_init(self, context: Any, /) -> None:
+        self.shown = self.name.upper()
+
+
+def test_trusted_runs_a_models_post_init_as_model_construct_does() -> None:
+    assert Finished.trusted(name="mug", shown="").shown == "MUG"
+    assert Finished.trusted(name="mug", shown="") == Finished.model_construct(name="mug", shown="")

@@ -32,6 +32,10 @@ class ReadSchema(Schema):
             raise TypeError(
                 f"{cls.__name__}.trusted: missing {fields - values.keys()}, unknown {values.keys() - fields}"
             )
+        if cls.__pydantic_post_init__:  # a model that finishes itself: model_construct calls it
+            constructed = cls.model_construct(**values)
+            assert isinstance(constructed, cls)
+            return constructed
         answer = cls.__new__(cls)
         _set(answer, "__dict__", values)
         _set(answer, "__pydantic_fields_set__", set(values))
