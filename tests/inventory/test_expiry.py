@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import Shop
 from tests.inventory.test_concurrency import VARIANT, adjust, service_auth, stock_of
+from tienda.inventory import repository
+from tienda.inventory.models import Reservation
 from tienda.platform.jobs import Job, JobRunner
 
 
@@ -41,6 +43,57 @@ class TestExpiry:
         assert late.json()["code"] == "RESERVATION_CLOSED"
         expired = await shop.scalar("inventory", "SELECT COUNT(*) FROM inventory_movements WHERE kind = 'EXPIRE'")
         assert int(expired) == 2
+
+
+@pytest.mark.parametrize("backend", ["postgres", "mysql"], indirect=True)
+class TestExpiryBesideAReservation:
+    async def test_a_reservation_holding_the_stock_row_and_the_sweep_holding_an_expired_one_both_commit(
+        self, shop: Shop
+    ) -> None:
+        """The interleaving that deadlocked on MariaDB, step by step: a reservation of an item
+        has taken its stock row and has yet to insert its own row, while the sweep has taken an
+        expired reservation of the same item and waits for that stock row."""
+        _, admin = await shop.admin()
+        await adjust(shop, admin, 5)
+        body = {"orderId": "ord_old", "items": [{**VARIANT, "quantity": 1}], "ttlSeconds": 60}
+        caller = service_auth(shop)
+        assert (await shop.client.post("/api/v1/inventory/reserve", json=body, headers=caller)).status_code == 200
+        shop.clock.advance(minutes=2)
+        now = shop.clock.now()
+        db = shop.platform.db("inventory")
+        product_id, variant_id = VARIANT["productId"], VARIANT["variantId"]
+
+        async with db.uow() as reserving, db.uow() as sweeping:
+            assert await repository.hold(reserving.session, product_id, variant_id, 1, now) is not None
+            [old] = await repository.expired(sweeping.session, now, 500)
+            assert old.order_id == "ord_old"
+            unholding = asyncio.create_task(repository.unhold(sweeping.session, product_id, variant_id, 1, now))
+            await asyncio.sleep(0.3)
+            assert not unholding.done()  # it waits for the reservation's lock of the stock row
+            reserving.session.add(
+                Reservation(
+                    order_id="ord_new",
+                    product_id=product_id,
+                    variant_id=variant_id,
+                    quantity=1,
+                    status="RESERVED",
+                    expires_at=shop.clock.now().replace(year=now.year + 1),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await reserving.session.flush()  # deadlocked here on the index range the sweep had locked
+            await reserving.commit()
+            assert await unholding is not None
+            old.status, old.updated_at = "EXPIRED", now
+            await sweeping.session.flush()
+            await sweeping.commit()
+
+        assert await stock_of(shop) == (5, 1)  # ord_new holds one; ord_old's unit is back
+        statuses = await shop.scalar(
+            "inventory", "SELECT COUNT(*) FROM inventory_reservations WHERE status = 'EXPIRED' AND order_id = 'ord_old'"
+        )
+        assert int(statuses) == 1
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

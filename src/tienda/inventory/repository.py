@@ -202,12 +202,34 @@ async def reservations(session: AsyncSession, order_id: str, *, for_update: bool
     return list(await session.scalars(query, {"order_id": order_id}))
 
 
+def _expired_by(now: datetime) -> tuple[Any, ...]:
+    return Reservation.status == "RESERVED", Reservation.expires_at < now
+
+
 async def expired(session: AsyncSession, now: datetime, limit: int) -> list[Reservation]:
-    query = (
-        select(Reservation)
-        .where(Reservation.status == "RESERVED", Reservation.expires_at < now)
+    """Up to `limit` reservations past their expiry, locked (those another transaction holds
+    are skipped), in item order. Two reads: the candidates' ids without a lock, then those rows
+    by primary key, locked, their status and expiry checked again as stored now.
+
+    One locking read of `status = 'RESERVED' AND expires_at < now` would lock a range of an
+    index in InnoDB (next-key locks: the rows and the gaps between them, up to the first row
+    past the range), and a reservation of the same item, holding the stock row that this job
+    next waits for, inserts its own row into that range: a deadlock, every time the two meet
+    (`tests/inventory/test_expiry.py::TestExpiryBesideAReservation`). Rows locked by primary
+    key are locked alone, with no gap."""
+    candidates = (
+        select(Reservation.id)
+        .where(*_expired_by(now))
         .order_by(Reservation.product_id, Reservation.variant_id)
         .limit(limit)
+    )
+    ids = list(await session.scalars(candidates))
+    if not ids:
+        return []
+    query = (
+        select(Reservation)
+        .where(Reservation.id.in_(ids), *_expired_by(now))
+        .order_by(Reservation.product_id, Reservation.variant_id)
         .with_for_update(skip_locked=True)
     )
     return list(await session.scalars(query))
