@@ -307,7 +307,7 @@ MODULE = BenchModule(
             "priced, reserved, sandbox payment opened), then the sandbox gateway's signed webhook; the worker "
             "confirms it (stock sold, e-mail sent). One request/s here = one completed checkout/s (the check "
             "after the run waits for every confirmation and fails the run otherwise).",
-            concurrencies=(20, 100),
+            concurrencies=(20, 32, 100),
             flow=checkout,
             rows=_rows,
             ceiling=None,
