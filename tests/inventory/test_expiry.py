@@ -95,6 +95,45 @@ class TestExpiryBesideAReservation:
         )
         assert int(statuses) == 1
 
+    async def test_a_reservation_of_the_next_order_and_a_release_of_the_last_one_both_commit(self, shop: Shop) -> None:
+        """The same on the reservations' unique index: order ids rise, so the next order's row
+        goes right after the last order's rows, which a release or a commit locks first."""
+        _, admin = await shop.admin()
+        await adjust(shop, admin, 5)
+        body = {"orderId": "ord_20261127_0001", "items": [{**VARIANT, "quantity": 1}]}
+        caller = service_auth(shop)
+        assert (await shop.client.post("/api/v1/inventory/reserve", json=body, headers=caller)).status_code == 200
+        now = shop.clock.now()
+        db = shop.platform.db("inventory")
+        product_id, variant_id = VARIANT["productId"], VARIANT["variantId"]
+
+        async with db.uow() as reserving, db.uow() as releasing:
+            assert await repository.hold(reserving.session, product_id, variant_id, 1, now) is not None
+            [last] = await repository.reservations(releasing.session, "ord_20261127_0001", for_update=True)
+            unholding = asyncio.create_task(repository.unhold(releasing.session, product_id, variant_id, 1, now))
+            await asyncio.sleep(0.3)
+            assert not unholding.done()
+            reserving.session.add(
+                Reservation(
+                    order_id="ord_20261127_0002",
+                    product_id=product_id,
+                    variant_id=variant_id,
+                    quantity=1,
+                    status="RESERVED",
+                    expires_at=now.replace(year=now.year + 1),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await reserving.session.flush()
+            await reserving.commit()
+            assert await unholding is not None
+            last.status, last.updated_at = "RELEASED", now
+            await releasing.session.flush()
+            await releasing.commit()
+
+        assert await stock_of(shop) == (5, 1)
+
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 class TestJobRunner:

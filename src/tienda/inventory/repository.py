@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, Update, and_, any_, bindparam, or_, select, text, update
+from sqlalchemy import Select, String, Update, and_, any_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -189,50 +189,52 @@ async def restock(
     )
 
 
-_RESERVATIONS = (
-    select(Reservation)
-    .where(Reservation.order_id == bindparam("order_id"))
-    .order_by(Reservation.product_id, Reservation.variant_id)
-)
-_RESERVATIONS_FOR_UPDATE = _RESERVATIONS.with_for_update()
+# -- reservations, locked by primary key -------------------------------------------------------
+#
+# A locking read that finds its rows through a range of an index (`order_id = ?` on the
+# reservations' unique index, `status = 'RESERVED' AND expires_at < ?` on the expiry index)
+# locks, in InnoDB, the gaps of that range too, up to the next row past it (next-key locks).
+# A reservation of the same item, which holds the stock row that the release, the sale or the
+# expiry job takes next, inserts its own row into such a gap: the next order's id comes right
+# after the last order's, an unexpired row after the expired ones. Each then waits for the
+# other: a deadlock every time they meet (`tests/inventory/test_expiry.py` makes both
+# interleavings step by step). So these reads find the ids first, without a lock, and lock
+# those rows by primary key, which locks the rows alone; what matters of a row is checked
+# again under the lock, as stored then. PostgreSQL locks rows only, either way.
+
+_BY_ITEM = (Reservation.product_id, Reservation.variant_id)
+_OF_ORDER = Reservation.order_id == bindparam("order_id")
+_RESERVATIONS = select(Reservation).where(_OF_ORDER).order_by(*_BY_ITEM)
+_IDS_OF_ORDER = select(Reservation.id).where(_OF_ORDER)
+_EXPIRED = (Reservation.status == "RESERVED", Reservation.expires_at < bindparam("now"))
+_IDS_EXPIRED = select(Reservation.id).where(*_EXPIRED).order_by(*_BY_ITEM).limit(bindparam("limit"))
+_BY_IDS = select(Reservation).where(Reservation.id.in_(bindparam("ids", expanding=True))).order_by(*_BY_ITEM)
+_LOCK_OF_ORDER = _BY_IDS.with_for_update()
+_LOCK_EXPIRED = _BY_IDS.where(*_EXPIRED).with_for_update(skip_locked=True)
+
+
+async def _locked(
+    session: AsyncSession, ids: Select[Any], lock: Select[Any], params: dict[str, Any]
+) -> list[Reservation]:
+    """The rows whose ids `ids` finds, read again by `lock` (locking them by primary key)."""
+    found = list(await session.scalars(ids, params))
+    if not found:
+        return []
+    return list(await session.scalars(lock, params | {"ids": found}))
 
 
 async def reservations(session: AsyncSession, order_id: str, *, for_update: bool = False) -> list[Reservation]:
-    query = _RESERVATIONS_FOR_UPDATE if for_update else _RESERVATIONS
-    return list(await session.scalars(query, {"order_id": order_id}))
-
-
-def _expired_by(now: datetime) -> tuple[Any, ...]:
-    return Reservation.status == "RESERVED", Reservation.expires_at < now
+    """The order's reservation rows, in item order; locked until commit with `for_update`."""
+    params = {"order_id": order_id}
+    if for_update:
+        return await _locked(session, _IDS_OF_ORDER, _LOCK_OF_ORDER, params)
+    return list(await session.scalars(_RESERVATIONS, params))
 
 
 async def expired(session: AsyncSession, now: datetime, limit: int) -> list[Reservation]:
-    """Up to `limit` reservations past their expiry, locked (those another transaction holds
-    are skipped), in item order. Two reads: the candidates' ids without a lock, then those rows
-    by primary key, locked, their status and expiry checked again as stored now.
-
-    One locking read of `status = 'RESERVED' AND expires_at < now` would lock a range of an
-    index in InnoDB (next-key locks: the rows and the gaps between them, up to the first row
-    past the range), and a reservation of the same item, holding the stock row that this job
-    next waits for, inserts its own row into that range: a deadlock, every time the two meet
-    (`tests/inventory/test_expiry.py::TestExpiryBesideAReservation`). Rows locked by primary
-    key are locked alone, with no gap."""
-    candidates = (
-        select(Reservation.id)
-        .where(*_expired_by(now))
-        .order_by(Reservation.product_id, Reservation.variant_id)
-        .limit(limit)
-    )
-    ids = list(await session.scalars(candidates))
-    if not ids:
-        return []
-    query = (
-        select(Reservation)
-        .where(Reservation.id.in_(ids), *_expired_by(now))
-        .order_by(Reservation.product_id, Reservation.variant_id)
-        .with_for_update(skip_locked=True)
-    )
-    return list(await session.scalars(query))
+    """Up to `limit` reservations past their expiry at `now`, in item order, locked; those
+    another transaction holds are skipped, and each is checked again as stored once locked."""
+    return await _locked(session, _IDS_EXPIRED, _LOCK_EXPIRED, {"now": now, "limit": limit})
 
 
 _AVAILABLE = select(StockItem.product_id, StockItem.variant_id, StockItem.stock_count - StockItem.reserved_count)
