@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import Shop
+from tests.inventory.support import rows
 from tests.inventory.test_concurrency import VARIANT, adjust, service_auth, stock_of
 from tienda.inventory import repository
 from tienda.inventory.models import Reservation
@@ -45,94 +50,89 @@ class TestExpiry:
         assert int(expired) == 2
 
 
+Locking = Callable[[AsyncSession, datetime], Awaitable[list[Reservation]]]
+
+
+async def beside_a_reservation(shop: Shop, locking: Locking, *, new_order: str, closed: str) -> None:
+    """A reservation by `new_order` of the hot item takes its stock row and has yet to insert
+    its own row; meanwhile a second transaction takes, with `locking`, a reservation of the
+    same item and waits for that stock row, to give its unit back. Then the reservation
+    inserts its row: where the second transaction's lock covered the gap the row goes into,
+    each waits for the other (on MariaDB before `repository._locked`: error 1213, a deadlock).
+    Both must commit, the locked row `closed`."""
+    now = shop.clock.now()
+    db = shop.platform.db("inventory")
+    product_id, variant_id = VARIANT["productId"], VARIANT["variantId"]
+    async with db.uow() as reserving, db.uow() as giving_back:
+        assert await repository.hold(reserving.session, product_id, variant_id, 1, now) is not None
+        [taken] = await locking(giving_back.session, now)
+        unholding = asyncio.create_task(repository.unhold(giving_back.session, product_id, variant_id, 1, now))
+        await asyncio.sleep(0.3)
+        assert not unholding.done()  # it waits for the reservation's lock of the stock row
+        reserving.session.add(
+            Reservation(
+                order_id=new_order,
+                product_id=product_id,
+                variant_id=variant_id,
+                quantity=1,
+                status="RESERVED",
+                expires_at=now + timedelta(minutes=15),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await reserving.session.flush()
+        await reserving.commit()
+        assert await unholding is not None
+        taken.status, taken.updated_at = closed, now
+        await giving_back.session.flush()
+        await giving_back.commit()
+
+
+async def reserved(shop: Shop, order_id: str, **extra: Any) -> None:
+    body = {"orderId": order_id, "items": [{**VARIANT, "quantity": 1}], **extra}
+    response = await shop.client.post("/api/v1/inventory/reserve", json=body, headers=service_auth(shop))
+    assert response.status_code == 200, response.text
+
+
+async def statuses(shop: Shop) -> dict[str, str]:
+    found = await rows(shop, "SELECT order_id, status FROM inventory_reservations")
+    return {str(order_id): str(status) for order_id, status in found}
+
+
 @pytest.mark.parametrize("backend", ["postgres", "mysql"], indirect=True)
-class TestExpiryBesideAReservation:
-    async def test_a_reservation_holding_the_stock_row_and_the_sweep_holding_an_expired_one_both_commit(
-        self, shop: Shop
-    ) -> None:
-        """The interleaving that deadlocked on MariaDB, step by step: a reservation of an item
-        has taken its stock row and has yet to insert its own row, while the sweep has taken an
-        expired reservation of the same item and waits for that stock row."""
+class TestBesideAReservationOfTheSameItem:
+    """The interleavings that deadlocked on MariaDB, step by step (`beside_a_reservation`)."""
+
+    async def test_the_sweep_of_an_expired_reservation_and_a_new_reservation_both_commit(self, shop: Shop) -> None:
         _, admin = await shop.admin()
         await adjust(shop, admin, 5)
-        body = {"orderId": "ord_old", "items": [{**VARIANT, "quantity": 1}], "ttlSeconds": 60}
-        caller = service_auth(shop)
-        assert (await shop.client.post("/api/v1/inventory/reserve", json=body, headers=caller)).status_code == 200
+        await reserved(shop, "ord_old", ttlSeconds=60)
         shop.clock.advance(minutes=2)
-        now = shop.clock.now()
-        db = shop.platform.db("inventory")
-        product_id, variant_id = VARIANT["productId"], VARIANT["variantId"]
 
-        async with db.uow() as reserving, db.uow() as sweeping:
-            assert await repository.hold(reserving.session, product_id, variant_id, 1, now) is not None
-            [old] = await repository.expired(sweeping.session, now, 500)
-            assert old.order_id == "ord_old"
-            unholding = asyncio.create_task(repository.unhold(sweeping.session, product_id, variant_id, 1, now))
-            await asyncio.sleep(0.3)
-            assert not unholding.done()  # it waits for the reservation's lock of the stock row
-            reserving.session.add(
-                Reservation(
-                    order_id="ord_new",
-                    product_id=product_id,
-                    variant_id=variant_id,
-                    quantity=1,
-                    status="RESERVED",
-                    expires_at=shop.clock.now().replace(year=now.year + 1),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            await reserving.session.flush()  # deadlocked here on the index range the sweep had locked
-            await reserving.commit()
-            assert await unholding is not None
-            old.status, old.updated_at = "EXPIRED", now
-            await sweeping.session.flush()
-            await sweeping.commit()
+        await beside_a_reservation(
+            shop, lambda session, now: repository.expired(session, now, 500), new_order="ord_new", closed="EXPIRED"
+        )
 
         assert await stock_of(shop) == (5, 1)  # ord_new holds one; ord_old's unit is back
-        statuses = await shop.scalar(
-            "inventory", "SELECT COUNT(*) FROM inventory_reservations WHERE status = 'EXPIRED' AND order_id = 'ord_old'"
-        )
-        assert int(statuses) == 1
+        assert await statuses(shop) == {"ord_old": "EXPIRED", "ord_new": "RESERVED"}
 
-    async def test_a_reservation_of_the_next_order_and_a_release_of_the_last_one_both_commit(self, shop: Shop) -> None:
-        """The same on the reservations' unique index: order ids rise, so the next order's row
-        goes right after the last order's rows, which a release or a commit locks first."""
+    async def test_the_release_of_the_last_order_and_the_reservation_of_the_next_both_commit(self, shop: Shop) -> None:
+        """Order ids rise, so the next order's row goes right after the last order's rows in the
+        reservations' unique index, which a release, a sale and a give-back lock first."""
         _, admin = await shop.admin()
         await adjust(shop, admin, 5)
-        body = {"orderId": "ord_20261127_0001", "items": [{**VARIANT, "quantity": 1}]}
-        caller = service_auth(shop)
-        assert (await shop.client.post("/api/v1/inventory/reserve", json=body, headers=caller)).status_code == 200
-        now = shop.clock.now()
-        db = shop.platform.db("inventory")
-        product_id, variant_id = VARIANT["productId"], VARIANT["variantId"]
+        await reserved(shop, "ord_20261127_0001")
 
-        async with db.uow() as reserving, db.uow() as releasing:
-            assert await repository.hold(reserving.session, product_id, variant_id, 1, now) is not None
-            [last] = await repository.reservations(releasing.session, "ord_20261127_0001", for_update=True)
-            unholding = asyncio.create_task(repository.unhold(releasing.session, product_id, variant_id, 1, now))
-            await asyncio.sleep(0.3)
-            assert not unholding.done()
-            reserving.session.add(
-                Reservation(
-                    order_id="ord_20261127_0002",
-                    product_id=product_id,
-                    variant_id=variant_id,
-                    quantity=1,
-                    status="RESERVED",
-                    expires_at=now.replace(year=now.year + 1),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            await reserving.session.flush()
-            await reserving.commit()
-            assert await unholding is not None
-            last.status, last.updated_at = "RELEASED", now
-            await releasing.session.flush()
-            await releasing.commit()
+        await beside_a_reservation(
+            shop,
+            lambda session, _: repository.reservations(session, "ord_20261127_0001", for_update=True),
+            new_order="ord_20261127_0002",
+            closed="RELEASED",
+        )
 
         assert await stock_of(shop) == (5, 1)
+        assert await statuses(shop) == {"ord_20261127_0001": "RELEASED", "ord_20261127_0002": "RESERVED"}
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
