@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         "Default: yes without a broker, no with one (the worker relays).",
     )
     relay_poll_interval: float = 0.2
+    outbox_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Published events are deleted from each module's outbox this long after they were published "
+        "(the events still waiting are kept, whatever their age).",
+    )
+    outbox_prune_seconds: float = Field(
+        default=3600.0, gt=0, description="How often published events past their retention are deleted."
+    )
 
     # Auth.
     jwt_secret: SecretStr | None = None

@@ -15,7 +15,7 @@ from sqlalchemy import event, func, select
 
 from tests.conftest import Shop
 from tienda.platform.db import Database, UnitOfWork, raw_lane
-from tienda.platform.events import Consumer, Event, InProcessBus, OutboxRelay, Subscription
+from tienda.platform.events import Consumer, Event, InProcessBus, OutboxRelay, Subscription, prune_published
 
 
 def _consumer(name: str, seen: list[str], *, fail_times: int = 0) -> Consumer:
@@ -355,3 +355,56 @@ async def _statements_run(databases: list[Database]) -> AsyncIterator[Callable[[
                 event.remove(each.pool, "checkout", watch)
         for driver in logged:
             driver.remove_query_logger(log)
+
+
+class TestPruning:
+    """Published events leave the outbox once past `TIENDA_OUTBOX_RETENTION_DAYS` (7): the
+    worker's `events.prune_published` job; an event still waiting is kept whatever its age."""
+
+    async def _aged(self, shop: Shop, ages: dict[str, timedelta | None]) -> None:
+        """Each registered user's event published that long ago (None: not published), and
+        every event made long before."""
+        table = shop.platform.db("users").outbox.outbox
+        now = shop.clock.now()
+        async with shop.platform.db("users").engine.begin() as conn:
+            for row in (await conn.execute(select(table.c.id, table.c.payload))).all():
+                age = ages[row.payload["email"]]
+                published = None if age is None else now - age
+                await conn.execute(
+                    table.update()
+                    .where(table.c.id == row.id)
+                    .values(published_at=published, occurred_at=now - timedelta(days=30))
+                )
+
+    async def _emails(self, shop: Shop) -> list[str]:
+        return [str(row["payload"]["email"]) for row in await _outbox_rows(shop)]  # type: ignore[index]
+
+    async def test_the_job_deletes_events_published_before_the_retention_and_keeps_the_rest(self, shop: Shop) -> None:
+        for name in ("old", "recent", "new", "waiting"):
+            await shop.register(f"{name}@example.com")
+        await self._aged(
+            shop,
+            {
+                "old@example.com": timedelta(days=7, minutes=1),
+                "recent@example.com": timedelta(days=6, hours=23),
+                "new@example.com": timedelta(0),
+                "waiting@example.com": None,
+            },
+        )
+
+        assert (await shop.platform.jobs.run_all_once())["events.prune_published"] == 1
+
+        assert await self._emails(shop) == ["recent@example.com", "new@example.com", "waiting@example.com"]
+        assert await shop.relay() == 1  # the waiting event is still delivered
+        assert (await shop.platform.jobs.run_all_once())["events.prune_published"] == 0
+
+    async def test_many_events_go_in_batches_each_committed(self, shop: Shop) -> None:
+        emails = [f"user{n}@example.com" for n in range(5)]
+        for email_address in emails:
+            await shop.register(email_address)
+        await self._aged(shop, dict.fromkeys(emails, timedelta(days=8)))
+
+        before = shop.clock.now() - timedelta(days=7)
+        assert await prune_published(shop.platform.db("users"), before=before, batch=2) == 5
+
+        assert await _outbox_rows(shop) == []

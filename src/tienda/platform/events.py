@@ -24,6 +24,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Delete,
     Index,
     Insert,
     Integer,
@@ -170,6 +171,24 @@ class OutboxTables:
         return update(table).where(table.c.id == any_(ids)).values(published_at=bindparam("at"), lease_until=None)
 
     @cached_property
+    def published_before(self) -> Select[Any]:
+        """The ids of up to `limit` events published before `before`, oldest first (the
+        `(published_at, id)` index finds them; an unpublished event has no `published_at`)."""
+        table = self.outbox
+        return (
+            select(table.c.id)
+            .where(table.c.published_at < bindparam("before"))
+            .order_by(table.c.published_at, table.c.id)
+            .limit(bindparam("limit"))
+        )
+
+    @cached_property
+    def delete_events(self) -> Delete:
+        """Delete the events `ids`."""
+        table = self.outbox
+        return table.delete().where(table.c.id.in_(bindparam("ids", expanding=True)))
+
+    @cached_property
     def mark_published(self) -> Update:
         """The events `ids` published at `at`."""
         table = self.outbox
@@ -178,6 +197,24 @@ class OutboxTables:
             .where(table.c.id.in_(bindparam("ids", expanding=True)))
             .values(published_at=bindparam("at"), lease_until=None)
         )
+
+
+async def prune_published(db: Database, *, before: datetime, batch: int = 1000) -> int:
+    """Delete the module's events published before `before`, `batch` at a time, each batch in
+    a transaction of its own (deleted by id: short, and on InnoDB no lock on a range that new
+    events go into); returns how many. An event waiting to be published is never deleted:
+    the outbox is its only copy."""
+    tables = db.outbox
+    deleted = 0
+    while True:
+        async with db.uow() as uow:
+            ids = list(await uow.session.scalars(tables.published_before, {"before": before, "limit": batch}))
+            if ids:
+                await uow.session.execute(tables.delete_events, {"ids": ids})
+                await uow.commit()
+        deleted += len(ids)
+        if len(ids) < batch:
+            return deleted
 
 
 def outbox_tables(metadata: MetaData, module: str) -> OutboxTables:

@@ -6,6 +6,7 @@ import gc
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import ConnectionPool, Redis
@@ -17,9 +18,9 @@ from tienda.platform.auth import PasswordHasher, TokenService
 from tienda.platform.cache import Cache, MemoryCache, RedisCache
 from tienda.platform.clock import Clock, SystemClock
 from tienda.platform.db import Database, engine_for
-from tienda.platform.events import EventBus, InProcessBus, OutboxRelay, Subscription
+from tienda.platform.events import EventBus, InProcessBus, OutboxRelay, Subscription, prune_published
 from tienda.platform.http import Remote, Remotes, RetryPolicy
-from tienda.platform.jobs import JobRunner
+from tienda.platform.jobs import Job, JobRunner
 from tienda.platform.mail import FileMailer, Mailer, SmtpMailer
 from tienda.platform.migrations import upgrade
 from tienda.platform.modules import ModuleSpec
@@ -168,7 +169,8 @@ class Platform:
             breaker_failures=settings.service_breaker_failures,
             breaker_cooldown=settings.service_breaker_cooldown_seconds,
         )
-        platform.jobs = JobRunner([job for spec in modules for job in (spec.jobs(platform) if spec.jobs else ())])
+        module_jobs = [job for spec in modules for job in (spec.jobs(platform) if spec.jobs else ())]
+        platform.jobs = JobRunner([*module_jobs, _pruning(list(databases.values()), clock, settings)])
         for spec in modules:
             for consumer in spec.consumers(platform) if spec.consumers else ():
                 sub = Subscription(consumer=consumer, db=databases[consumer.module])
@@ -227,3 +229,17 @@ class Platform:
             await self.remotes.close()
         for db in self.databases.values():
             await db.dispose()
+
+
+def _pruning(databases: list[Database], clock: Clock, settings: Settings) -> Job:
+    """The job that deletes published events past their retention from every outbox of the
+    process (`events.prune_published`): a shop writes several events an order, and the
+    outbox keeps each one only until it is delivered and a while after, for a reader looking
+    into what was sent."""
+    retention = timedelta(days=settings.outbox_retention_days)
+
+    async def prune() -> int:
+        before = clock.now() - retention
+        return sum([await prune_published(db, before=before) for db in databases])
+
+    return Job(name="events.prune_published", interval_seconds=settings.outbox_prune_seconds, run=prune)
