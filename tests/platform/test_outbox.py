@@ -408,3 +408,36 @@ class TestPruning:
         assert await prune_published(shop.platform.db("users"), before=before, batch=2) == 5
 
         assert await _outbox_rows(shop) == []
+
+
+@pytest.mark.parametrize("backend", ["postgres", "mysql"], indirect=True)
+class TestClaimBesideAPublisher:
+    async def test_an_event_is_published_while_a_relay_holds_its_claim(self, shop: Shop) -> None:
+        """A relay's claim on MariaDB, with the statements `_claim` runs, left open: a module's
+        transaction publishing an event meanwhile commits at once. With one locking read of
+        the `(published_at, id)` index (`unpublished`) InnoDB locked the gap where each new
+        event goes, and the publisher waited for the claim's commit."""
+        db = shop.platform.db("users")
+        tables = db.outbox
+        for n in range(3):
+            await shop.register(f"sent{n}@example.com")
+        await shop.relay()
+        await shop.register("waiting@example.com")
+        params = {"now": datetime.now(UTC), "limit": 100}
+
+        async with db.uow() as claiming:
+            ids = list(await claiming.session.scalars(tables.first_waiting, params))
+            claimed = (await claiming.session.execute(tables.lock_waiting, params | {"ids": ids})).all()
+            assert [row.payload["email"] for row in claimed] == ["waiting@example.com"]
+
+            async def publish() -> float:
+                async with db.uow() as uow:
+                    await uow.publish("user.registered", {"userId": "u_new", "email": "new@example.com"})
+                    await uow.commit()
+                return asyncio.get_running_loop().time()
+
+            publishing = asyncio.create_task(publish())
+            await asyncio.wait([publishing], timeout=2)
+            claim_open_until = asyncio.get_running_loop().time()
+            await claiming.session.rollback()
+            assert await publishing <= claim_open_until  # committed while the claim was open

@@ -13,7 +13,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tienda.inventory.models import Reservation, StockItem
-from tienda.platform.db import Database
+from tienda.platform.db import Database, locking_by_id
 
 
 class Counts(NamedTuple):
@@ -199,8 +199,9 @@ async def restock(
 # after the last order's, an unexpired row after the expired ones. Each then waits for the
 # other: a deadlock every time they meet (`tests/inventory/test_expiry.py` makes both
 # interleavings step by step). So these reads find the ids first, without a lock, and lock
-# those rows by primary key, which locks the rows alone; what matters of a row is checked
-# again under the lock, as stored then. PostgreSQL locks rows only, either way.
+# those rows by primary key (`platform.db.locking_by_id`), which locks the rows alone; what
+# matters of a row is checked again under the lock, as stored then. PostgreSQL locks rows
+# only, either way.
 
 _BY_ITEM = (Reservation.product_id, Reservation.variant_id)
 _OF_ORDER = Reservation.order_id == bindparam("order_id")
@@ -208,7 +209,9 @@ _RESERVATIONS = select(Reservation).where(_OF_ORDER).order_by(*_BY_ITEM)
 _IDS_OF_ORDER = select(Reservation.id).where(_OF_ORDER)
 _EXPIRED = (Reservation.status == "RESERVED", Reservation.expires_at < bindparam("now"))
 _IDS_EXPIRED = select(Reservation.id).where(*_EXPIRED).order_by(*_BY_ITEM).limit(bindparam("limit"))
-_BY_IDS = select(Reservation).where(Reservation.id.in_(bindparam("ids", expanding=True))).order_by(*_BY_ITEM)
+_BY_IDS = locking_by_id(
+    select(Reservation).where(Reservation.id.in_(bindparam("ids", expanding=True))).order_by(*_BY_ITEM), Reservation
+)
 _LOCK_OF_ORDER = _BY_IDS.with_for_update()
 _LOCK_EXPIRED = _BY_IDS.where(*_EXPIRED).with_for_update(skip_locked=True)
 

@@ -44,7 +44,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import FromClause
 
-from tienda.platform.db import BigPK, Database, UnitOfWork, UTCDateTime
+from tienda.platform.db import BigPK, Database, UnitOfWork, UTCDateTime, locking_by_id
 from tienda.platform.observability import get_logger
 
 log = get_logger("tienda.events")
@@ -145,6 +145,19 @@ class OutboxTables:
             .limit(bindparam("limit"))
             .with_for_update(skip_locked=True)
         )
+
+    @cached_property
+    def first_waiting(self) -> Select[Any]:
+        """The ids of up to `limit` events waiting at `now`, oldest first, read without a lock."""
+        return self.waiting.order_by(self.outbox.c.id).limit(bindparam("limit"))
+
+    @cached_property
+    def lock_waiting(self) -> Select[Any]:
+        """The events `ids` that still wait at `now`, whole, locked by primary key (skipping
+        rows another relay holds): `unpublished` without its locks on the index's gaps."""
+        table = self.outbox
+        query = self.waiting.with_only_columns(*table.c).where(table.c.id.in_(bindparam("ids", expanding=True)))
+        return locking_by_id(query.order_by(table.c.id).with_for_update(skip_locked=True), table)
 
     @cached_property
     def claim(self) -> Update:
@@ -548,7 +561,11 @@ class OutboxRelay:
             async with db.read_engine.connect() as conn:
                 return sorted((await conn.execute(tables.claim, params)).all(), key=lambda row: int(row.id))
         async with db.uow() as uow:
-            rows = list((await uow.session.execute(tables.unpublished, params)).all())
+            # By id: `unpublished`'s one locking read of the index would lock the gap where
+            # every new event goes, and InnoDB would hold each transaction that publishes one
+            # until this claim commits (`platform.db.locking_by_id`).
+            ids = list(await uow.session.scalars(tables.first_waiting, params))
+            rows = list((await uow.session.execute(tables.lock_waiting, params | {"ids": ids})).all()) if ids else []
             if rows:
                 await uow.session.execute(tables.lease, {"ids": [r.id for r in rows], "until": params["until"]})
                 await uow.commit()
