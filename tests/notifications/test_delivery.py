@@ -7,10 +7,13 @@ import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from tests.conftest import Shop
 from tests.notifications.conftest import ALL
 from tests.notifications.support import (
     PHONE,
+    SEND,
     SmtpServer,
     order_payload,
     processed,
@@ -18,9 +21,11 @@ from tests.notifications.support import (
     rebuilt,
     redeliver,
     retry_job,
+    service_auth,
     stored,
 )
 from tests.orders.support import buyer, order_for
+from tienda.notifications import repository
 from tienda.notifications.domain import NotificationType
 from tienda.notifications.wiring import notification_service
 
@@ -205,3 +210,35 @@ class TestRetry:
         assert {(r["status"], r["attempts"]) for r in rows} == {("SENT", 2)}
         assert sorted(r.recipients[0] for r in smtp.received) == sorted(f"buyer{n}@example.com" for n in range(8))
         assert sorted(r["user_id"] for r in rows) == sorted(ids)
+
+
+@pytest.mark.parametrize("backend", ["postgres", "mysql"], indirect=True)
+class TestClaimBesideASend:
+    async def test_a_notification_is_sent_while_a_sender_holds_its_claim(self, shop: Shop) -> None:
+        """A sender's claim of the due notifications, left open (nothing is due: all were
+        sent), and a send meanwhile answers at once. With one locking read of the
+        `(status, next_attempt_at)` index, InnoDB locked the gap a new PENDING row goes into,
+        even with nothing found, and the send waited for the claim's commit."""
+        user_id = await shop.register("asha@example.com")
+        body = {"userId": user_id, "type": "WELCOME"}
+        assert (await shop.client.post(SEND, json=body, headers=service_auth(shop))).status_code == 202
+        loop = asyncio.get_running_loop()
+
+        async with shop.platform.db("notifications").uow() as claiming:
+            now = shop.clock.now()
+            taken = await repository.claim(
+                claiming.session, now=now, lease_until=now + timedelta(minutes=1), max_attempts=5, limit=100
+            )
+            assert taken == []
+
+            async def send() -> float:
+                response = await shop.client.post(SEND, json=body, headers=service_auth(shop))
+                assert response.status_code == 202, response.text
+                return loop.time()
+
+            sending = asyncio.create_task(send())
+            await asyncio.wait([sending], timeout=2)
+            claim_open_until = loop.time()
+            await claiming.session.rollback()
+            assert await sending <= claim_open_until  # answered while the claim was open
+        assert [s["status"] for s in await stored(shop)] == ["SENT", "SENT"]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tienda.notifications.domain import Status
 from tienda.notifications.models import OUTBOX, Notification
-from tienda.platform.db import Database
+from tienda.platform.db import Database, lock_matching
 
 
 async def by_dedup_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, Notification]:
@@ -64,19 +64,16 @@ async def claim(
 ) -> list[Notification]:
     """PENDING notifications due now, taken for one attempt: the attempt is counted and they are
     not due again until `lease_until`, so no other sender takes them meanwhile (and one whose
-    sender died is taken again then). Rows another sender has locked are skipped, not waited for."""
-    query = select(Notification).where(
+    sender died is taken again then). Rows another sender has locked are skipped, not waited for;
+    they are locked by primary key (`lock_matching`: on MariaDB a locking read of the
+    `(status, next_attempt_at)` index held every new notification until the claim committed)."""
+    due = (
         Notification.status == Status.PENDING.value,
         Notification.next_attempt_at <= now,
         Notification.attempts < max_attempts,
     )
-    if ids is not None:
-        query = query.where(Notification.id.in_(ids))
-    rows = list(
-        await session.scalars(
-            query.order_by(Notification.next_attempt_at, Notification.id).limit(limit).with_for_update(skip_locked=True)
-        )
-    )
+    order = (Notification.next_attempt_at, Notification.id)
+    rows = await lock_matching(session, Notification, due, order_by=order, limit=limit, ids=ids)
     for row in rows:
         row.attempts += 1
         row.next_attempt_at = lease_until
@@ -133,16 +130,10 @@ def _add(columns: tuple[str, ...], count: int) -> Select[Any]:
 
 async def abandoned(session: AsyncSession, *, now: datetime, max_attempts: int, limit: int) -> list[Notification]:
     """PENDING notifications whose last allowed attempt was claimed and never settled (the
-    sender died) and whose lease has run out: nobody will try them again."""
-    query = (
-        select(Notification)
-        .where(
-            Notification.status == Status.PENDING.value,
-            Notification.attempts >= max_attempts,
-            Notification.next_attempt_at <= now,
-        )
-        .order_by(Notification.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    sender died) and whose lease has run out: nobody will try them again. Locked as `claim`'s."""
+    given_up = (
+        Notification.status == Status.PENDING.value,
+        Notification.attempts >= max_attempts,
+        Notification.next_attempt_at <= now,
     )
-    return list(await session.scalars(query))
+    return await lock_matching(session, Notification, given_up, order_by=(Notification.id,), limit=limit)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from tienda.payments.domain import PaymentStatus
 from tienda.payments.models import OUTBOX, Payment, PaymentEvent, Refund
-from tienda.platform.db import Database
+from tienda.platform.db import Database, lock_matching
 from tienda.platform.events import event_params
 
 _BY = {
@@ -106,14 +106,9 @@ async def payment_by_reference(
 async def refunds_pending(session: AsyncSession, *, before: datetime, limit: int) -> list[str]:
     """Refunds asked for but not known to be done, untouched since `before` (a crash, a gateway
     that did not answer); the ones another worker holds are skipped."""
-    rows = await session.scalars(
-        select(Refund.refund_id)
-        .where(Refund.status == "PENDING", Refund.updated_at < before)
-        .order_by(Refund.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(rows)
+    stalled = (Refund.status == "PENDING", Refund.updated_at < before)
+    rows = await lock_matching(session, Refund, stalled, order_by=(Refund.id,), limit=limit)
+    return [row.refund_id for row in rows]
 
 
 async def refund(session: AsyncSession, refund_id: str, *, for_update: bool = False) -> Refund | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +17,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     ClauseElement,
+    ColumnElement,
     DateTime,
     Dialect,
     Executable,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Select,
     String,
     event,
+    select,
     text,
 )
 from sqlalchemy.dialects import mysql
@@ -410,6 +412,32 @@ def locking_by_id(query: SelectT, table: Any) -> SelectT:
     hint MariaDB scanned a table of a few rows whole, gaps and all, when the ids named most of
     it. PostgreSQL and SQLite lock no gaps and get no hint."""
     return query.with_hint(table, "FORCE INDEX (PRIMARY)", dialect_name="mysql")
+
+
+RowT = TypeVar("RowT")
+
+
+async def lock_matching(
+    session: AsyncSession,
+    entity: type[RowT],
+    where: Sequence[ColumnElement[bool]],
+    *,
+    order_by: Sequence[Any],
+    limit: int,
+    ids: Sequence[int] | None = None,
+) -> list[RowT]:
+    """Up to `limit` rows of `entity` that match `where`, in `order_by`, locked until commit;
+    rows another transaction holds are skipped, not waited for (a job or a sender taking its
+    share of the due rows). Their ids are read first without a lock (or given: `ids`), then
+    those rows are locked by primary key (`locking_by_id`), `where` checked again on each as
+    stored then."""
+    if ids is None:
+        key = entity.id  # type: ignore[attr-defined]
+        ids = list(await session.scalars(select(key).where(*where).order_by(*order_by).limit(limit)))
+    if not ids:
+        return []
+    query = select(entity).where(entity.id.in_(ids), *where).order_by(*order_by).limit(limit)  # type: ignore[attr-defined]
+    return list(await session.scalars(locking_by_id(query.with_for_update(skip_locked=True), entity)))
 
 
 _GAVE_UP_SQLSTATES = frozenset({"40001", "40P01"})
