@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, String, Update, and_, any_, bindparam, or_, select, text, update
+from sqlalchemy import String, Update, and_, any_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tienda.inventory.models import Reservation, StockItem
-from tienda.platform.db import Database, locking_by_id
+from tienda.platform.db import Database, lock_matching, locking_by_id
 
 
 class Counts(NamedTuple):
@@ -199,45 +199,34 @@ async def restock(
 # after the last order's, an unexpired row after the expired ones. Each then waits for the
 # other: a deadlock every time they meet (`tests/inventory/test_expiry.py` makes both
 # interleavings step by step). So these reads find the ids first, without a lock, and lock
-# those rows by primary key (`platform.db.locking_by_id`), which locks the rows alone; what
-# matters of a row is checked again under the lock, as stored then. PostgreSQL locks rows
-# only, either way.
+# those rows by primary key (`platform.db.locking_by_id`, `lock_matching`), which locks the
+# rows alone; what matters of a row is checked again under the lock, as stored then.
+# PostgreSQL locks rows only, either way.
 
 _BY_ITEM = (Reservation.product_id, Reservation.variant_id)
 _OF_ORDER = Reservation.order_id == bindparam("order_id")
 _RESERVATIONS = select(Reservation).where(_OF_ORDER).order_by(*_BY_ITEM)
 _IDS_OF_ORDER = select(Reservation.id).where(_OF_ORDER)
-_EXPIRED = (Reservation.status == "RESERVED", Reservation.expires_at < bindparam("now"))
-_IDS_EXPIRED = select(Reservation.id).where(*_EXPIRED).order_by(*_BY_ITEM).limit(bindparam("limit"))
-_BY_IDS = locking_by_id(
+_LOCK_BY_IDS = locking_by_id(
     select(Reservation).where(Reservation.id.in_(bindparam("ids", expanding=True))).order_by(*_BY_ITEM), Reservation
-)
-_LOCK_OF_ORDER = _BY_IDS.with_for_update()
-_LOCK_EXPIRED = _BY_IDS.where(*_EXPIRED).with_for_update(skip_locked=True)
-
-
-async def _locked(
-    session: AsyncSession, ids: Select[Any], lock: Select[Any], params: dict[str, Any]
-) -> list[Reservation]:
-    """The rows whose ids `ids` finds, read again by `lock` (locking them by primary key)."""
-    found = list(await session.scalars(ids, params))
-    if not found:
-        return []
-    return list(await session.scalars(lock, params | {"ids": found}))
+).with_for_update()
 
 
 async def reservations(session: AsyncSession, order_id: str, *, for_update: bool = False) -> list[Reservation]:
-    """The order's reservation rows, in item order; locked until commit with `for_update`."""
+    """The order's reservation rows, in item order; locked until commit with `for_update`
+    (by primary key, with statements built once: a sale on MariaDB takes this path)."""
     params = {"order_id": order_id}
-    if for_update:
-        return await _locked(session, _IDS_OF_ORDER, _LOCK_OF_ORDER, params)
-    return list(await session.scalars(_RESERVATIONS, params))
+    if not for_update:
+        return list(await session.scalars(_RESERVATIONS, params))
+    ids = list(await session.scalars(_IDS_OF_ORDER, params))
+    return list(await session.scalars(_LOCK_BY_IDS, {"ids": ids})) if ids else []
 
 
 async def expired(session: AsyncSession, now: datetime, limit: int) -> list[Reservation]:
     """Up to `limit` reservations past their expiry at `now`, in item order, locked; those
     another transaction holds are skipped, and each is checked again as stored once locked."""
-    return await _locked(session, _IDS_EXPIRED, _LOCK_EXPIRED, {"now": now, "limit": limit})
+    past = (Reservation.status == "RESERVED", Reservation.expires_at < now)
+    return await lock_matching(session, Reservation, past, order_by=_BY_ITEM, limit=limit)
 
 
 _AVAILABLE = select(StockItem.product_id, StockItem.variant_id, StockItem.stock_count - StockItem.reserved_count)

@@ -407,10 +407,10 @@ def locking_by_id(query: SelectT, table: Any) -> SelectT:
     index, or a whole table scan, that is the gaps between the rows too (next-key locks), and
     a row inserted into such a gap waits for the reader's commit. When a reader then waits for
     a lock the inserter holds, that is a deadlock; when it does not, every insert waits for it.
-    Read by primary key, the rows alone are locked. Find the ids with a plain read first, then
-    lock them with this (`inventory.repository._locked`, `OutboxRelay._claim`). Without the
-    hint MariaDB scanned a table of a few rows whole, gaps and all, when the ids named most of
-    it. PostgreSQL and SQLite lock no gaps and get no hint."""
+    Read by primary key, the rows alone are locked. Find the ids with a plain read first,
+    then lock them with this (`lock_matching`, `inventory.repository`, `OutboxRelay._claim`).
+    Without the hint MariaDB scanned a table of a few rows whole, gaps and all, when the ids
+    named most of it. PostgreSQL and SQLite lock no gaps and get no hint."""
     return query.with_hint(table, "FORCE INDEX (PRIMARY)", dialect_name="mysql")
 
 

@@ -34,7 +34,8 @@ in all at most): requests that deadlocked on a row (InnoDB, twenty orders of one
 on two loaded cores) do not meet again at once, and a storm of them thins out. With five runs
 and waits growing by 5 ms, the expiry job lost all five to reservations of the same item once
 in a CI run of the suites under `-n 4` (MariaDB); that deadlock's own cause is gone since
-(`repository._locked`), the budget stays for the ones InnoDB may still choose."""
+(`repository.reservations`, `repository.expired`), the budget stays for the ones InnoDB may
+still choose."""
 
 
 class InventoryService(Reserving, Settling, Adjusting, Reading):
