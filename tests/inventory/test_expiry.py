@@ -58,8 +58,8 @@ async def beside_a_reservation(shop: Shop, locking: Locking, *, new_order: str, 
     its own row; meanwhile a second transaction takes, with `locking`, a reservation of the
     same item and waits for that stock row, to give its unit back. Then the reservation
     inserts its row: where the second transaction's lock covered the gap the row goes into,
-    each waits for the other (on MariaDB before the rows were locked by primary key: error 1213, a deadlock).
-    Both must commit, the locked row `closed`."""
+    each waits for the other (on MariaDB, before the rows were locked by primary key: error
+    1213, a deadlock). Both must commit, the locked row `closed`."""
     now = shop.clock.now()
     db = shop.platform.db("inventory")
     product_id, variant_id = VARIANT["productId"], VARIANT["variantId"]
